@@ -1,0 +1,215 @@
+"""TREC run and qrels files: write rankings and ground truth so trec_eval / ranx can check every number.
+
+Formats (UTF-8, gzip-compressed when the file name ends in ``.gz``; one record per line, fields
+separated by one space):
+
+- run:   ``qid Q0 docid rank score tag``: one line per candidate, rank 1-based, best first.
+- qrels: ``qid 0 docid 1``: one line per relevant (query, item) pair.
+
+Ids may hold any non-whitespace characters (Chinese included); an id that is empty or contains
+whitespace (anything ``str.isspace`` accepts, e.g. U+3000) is a ValueError, since the readers split on it.
+
+trec_eval and ranx order each query's candidates by the *score* column, not by the rank column
+(trec_eval breaks ties by docid), so a run file reproduces a ranking only when scores strictly
+decrease with rank. ``write_run`` therefore checks given scores, and by default (``scores=None``)
+writes rank-derived scores ``N + 1 - rank``. A query whose list is empty gets no run line: evaluate
+with ``trec_eval -c`` (or ranx's ``make_comparable=True``) so it counts as a miss.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from eval.metrics import check_ranked
+
+
+@dataclass
+class TrecRun:
+    """A run read back from a file.
+
+    Attributes:
+        ranking: query id -> candidate ids, best first (ordered by the file's rank column).
+        scores: query id -> the scores of those candidates, same order.
+        tag: the run tag of the file's first line ("" for an empty file).
+    """
+
+    ranking: dict[str, list[str]]
+    scores: dict[str, list[float]]
+    tag: str
+
+
+def check_ids(ids: Sequence[str], what: str) -> list[str]:
+    """Return ids as a list after checking each is a non-empty str without whitespace and all are unique."""
+    ids = list(ids)
+    for position, item in enumerate(ids):
+        if not isinstance(item, str):
+            raise ValueError(f"{what} id at position {position} is {type(item).__name__}, not str: {item!r}")
+        if not item or any(ch.isspace() for ch in item):
+            raise ValueError(
+                f"{what} id at position {position} is empty or contains whitespace: {item!r}; "
+                "TREC files separate fields by whitespace"
+            )
+    seen: set[str] = set()
+    for item in ids:
+        if item in seen:
+            raise ValueError(f"{what} ids are not unique: {item!r} appears more than once")
+        seen.add(item)
+    return ids
+
+
+def _write_text(path: Path, text: str) -> Path:
+    """Write UTF-8 text; gzip-compressed when the name ends in ``.gz``. Creates parent directories."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".gz":
+        with gzip.open(path, "wt", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _read_lines(path: Path) -> list[str]:
+    """Lines of a UTF-8 text file, gunzipped when the name ends in ``.gz``."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            return handle.read().splitlines()
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def write_run(
+    path: Path,
+    ranked: np.ndarray,
+    query_ids: Sequence[str],
+    gallery_ids: Sequence[str],
+    scores: np.ndarray | None = None,
+    tag: str = "rrbench",
+) -> Path:
+    """Write a TREC run file; returns ``path``.
+
+    Args:
+        path: output file (parent directories are created).
+        ranked: int ``[Q, N]`` positions into ``gallery_ids``, best first, -1 padding at row ends.
+        query_ids: Q query ids (row q of ``ranked`` belongs to ``query_ids[q]``).
+        gallery_ids: ids of the gallery the positions index.
+        scores: float ``[Q, N]`` scores of the candidates, strictly decreasing along each row over
+            the real candidates; None writes ``N + 1 - rank``.
+        tag: run name written in the last column (no whitespace).
+    """
+    ranked = check_ranked(ranked)
+    query_ids = check_ids(query_ids, "query")
+    gallery_ids = check_ids(gallery_ids, "gallery")
+    check_ids([tag], "run tag")
+    num_queries, depth = ranked.shape
+    if len(query_ids) != num_queries:
+        raise ValueError(f"{len(query_ids)} query ids for {num_queries} rows of ranked")
+    if ranked.size and ranked.max() >= len(gallery_ids):
+        raise ValueError(f"ranked holds position {int(ranked.max())} but the gallery has {len(gallery_ids)} ids")
+    valid = ranked >= 0
+    if scores is None:
+        score_text = np.broadcast_to(np.arange(depth, 0, -1).astype(str), ranked.shape)
+    else:
+        scores = np.asarray(scores)
+        if scores.shape != ranked.shape or not np.issubdtype(scores.dtype, np.floating):
+            raise ValueError(f"scores must be float with shape {ranked.shape}, got {scores.dtype} {scores.shape}")
+        if not np.all(np.isfinite(scores[valid])):
+            raise ValueError("scores of real candidates must be finite")
+        not_decreasing = (scores[:, 1:] >= scores[:, :-1]) & valid[:, 1:]
+        if not_decreasing.any():
+            row = int(np.flatnonzero(not_decreasing.any(axis=1))[0])
+            raise ValueError(
+                f"scores do not strictly decrease along row {row} (query {query_ids[row]!r}); trec_eval and "
+                "ranx re-sort by score, so the ranking would change. Pass scores=None for rank-derived scores."
+            )
+        score_text = scores.astype(str)  # shortest text that reads back to the same value
+    ranks = np.arange(1, depth + 1).astype(str)
+    gallery = np.asarray(gallery_ids, dtype=object)
+    lines = []
+    for q, qid in enumerate(query_ids):
+        count = int(valid[q].sum())
+        docs = gallery[ranked[q, :count]]
+        lines.extend(
+            f"{qid} Q0 {doc} {rank} {score} {tag}\n"
+            for doc, rank, score in zip(docs, ranks[:count], score_text[q, :count])
+        )
+    return _write_text(path, "".join(lines))
+
+
+def write_qrels(
+    path: Path,
+    query_ids: Sequence[str],
+    gallery_ids: Sequence[str],
+    relevant: np.ndarray | Sequence[np.ndarray],
+) -> Path:
+    """Write a TREC qrels file (``qid 0 docid 1``); returns ``path``.
+
+    ``relevant`` is either an int array ``[Q]`` (one relevant gallery position per query, as
+    text-to-image) or Q int arrays of relevant positions (image-to-text); duplicates are written once.
+    """
+    query_ids = check_ids(query_ids, "query")
+    gallery_ids = check_ids(gallery_ids, "gallery")
+    if len(relevant) != len(query_ids):
+        raise ValueError(f"{len(relevant)} ground-truth entries for {len(query_ids)} query ids")
+    lines = []
+    for qid, rel in zip(query_ids, relevant):
+        positions = np.unique(np.asarray(rel, dtype=np.int64).ravel())
+        if positions.size == 0:
+            raise ValueError(f"query {qid!r} has no relevant item")
+        if positions.min() < 0 or positions.max() >= len(gallery_ids):
+            raise ValueError(f"query {qid!r} has a relevant position outside the gallery: {positions.tolist()}")
+        lines.extend(f"{qid} 0 {gallery_ids[p]} 1\n" for p in positions)
+    return _write_text(path, "".join(lines))
+
+
+def read_run(path: Path) -> TrecRun:
+    """Read a TREC run file; candidates of each query are ordered by the rank column."""
+    rows: dict[str, list[tuple[int, str, float]]] = {}
+    tag = ""
+    for line_no, line in enumerate(_read_lines(path), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 6:
+            raise ValueError(f"{path}:{line_no}: expected 'qid Q0 docid rank score tag', got {line!r}")
+        qid, _, doc, rank, score, line_tag = fields
+        tag = tag or line_tag
+        rows.setdefault(qid, []).append((int(rank), doc, float(score)))
+    ranking, scores = {}, {}
+    for qid, entries in rows.items():
+        entries.sort()
+        ranking[qid] = [doc for _, doc, _ in entries]
+        scores[qid] = [score for _, _, score in entries]
+    return TrecRun(ranking=ranking, scores=scores, tag=tag)
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """Read a TREC qrels file into ``{qid: {docid: relevance}}``."""
+    qrels: dict[str, dict[str, int]] = {}
+    for line_no, line in enumerate(_read_lines(path), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 4:
+            raise ValueError(f"{path}:{line_no}: expected 'qid 0 docid relevance', got {line!r}")
+        qid, _, doc, relevance = fields
+        qrels.setdefault(qid, {})[doc] = int(relevance)
+    return qrels
+
+
+def run_to_ranked(run: TrecRun, query_ids: Sequence[str], gallery_ids: Sequence[str], depth: int) -> np.ndarray:
+    """Turn a read-back run into an int64 ``[Q, depth]`` position array (-1 padding), rows in ``query_ids`` order."""
+    position = {doc: i for i, doc in enumerate(gallery_ids)}
+    ranked = np.full((len(query_ids), depth), -1, dtype=np.int64)
+    for q, qid in enumerate(query_ids):
+        docs = run.ranking.get(qid, [])[:depth]
+        unknown = [doc for doc in docs if doc not in position]
+        if unknown:
+            raise ValueError(f"run lists ids that are not in the gallery for query {qid!r}: {unknown[:3]}")
+        ranked[q, : len(docs)] = [position[doc] for doc in docs]
+    return ranked
