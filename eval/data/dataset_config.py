@@ -1,0 +1,152 @@
+"""Typed configuration of a dataset: :class:`DatasetConfig` (one per experiment) and :class:`SyntheticConfig`.
+
+Both are plain dataclasses validated in ``__post_init__`` and buildable from YAML with
+``eval.typed_config.from_dict``. ``eval.data.loaders.load_benchmark(cfg)`` turns one into a Benchmark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+DatasetFormat = Literal["synthetic", "flickr8k", "karpathy", "table", "hf", "competition"]
+FORMATS: tuple[str, ...] = ("synthetic", "flickr8k", "karpathy", "table", "hf", "competition")
+DEFAULT_CACHE_DIR = Path(".cache/rrbench/data")
+
+
+@dataclass
+class SyntheticConfig:
+    """The generated shapes benchmark (``format: synthetic``).
+
+    Attributes:
+        num_train: number of images of the ``train`` split.
+        num_val: number of images of the ``val`` split.
+        num_test: number of images of the ``test`` split. Scenes are drawn test first, then val,
+            then train, so changing ``num_train`` never changes the val or test images.
+        image_size: side of the square PNG images in pixels (at least 32).
+        seed: random seed; the same seed and sizes give identical pixels and captions.
+        captions_per_image: paraphrased captions per image (1 to 5), each a full description.
+    """
+
+    num_train: int = 10000
+    num_val: int = 1000
+    num_test: int = 1000
+    image_size: int = 64
+    seed: int = 0
+    captions_per_image: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("num_train", "num_val", "num_test"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.image_size < 32:
+            raise ValueError(f"image_size must be at least 32 pixels, got {self.image_size}")
+        if not 1 <= self.captions_per_image <= 5:
+            raise ValueError(f"captions_per_image must be between 1 and 5, got {self.captions_per_image}")
+
+    def num_images(self, split: str) -> int:
+        """Size of ``split`` (train, val or test); ValueError naming the known splits otherwise."""
+        sizes = {"train": self.num_train, "val": self.num_val, "test": self.num_test}
+        if split not in sizes:
+            raise ValueError(f"synthetic split must be one of {', '.join(sizes)}, got {split!r}")
+        return sizes[split]
+
+
+def _as_path(value: Path | str | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
+@dataclass
+class DatasetConfig:
+    """Which benchmark to load, from where, and how to treat bad input.
+
+    Attributes:
+        format: one of synthetic, flickr8k, karpathy, table, hf, competition.
+        root: dataset directory. flickr8k: the folder with captions_*.tsv, splits/ and images/;
+            karpathy: the image root that the JSON's (filepath/)filename are relative to;
+            table: the image root (default: the annotation file's folder); competition: the folder
+            with ImageWordData.csv and ImageData/; hf: the image root for path-string image columns.
+            Every image path must stay inside this root.
+        annotations: annotation file. karpathy: dataset_*.json; table: a .csv, .tsv or .jsonl file
+            with one row per caption; competition: overrides root/ImageWordData.csv.
+        hf_dataset: hf only: a local save_to_disk directory, or a Hugging Face hub name (needs
+            network or the local datasets cache).
+        hf_split: hf only: the split of a DatasetDict to read (default: its only split).
+        split: the benchmark split. synthetic/flickr8k/karpathy: train, val or test (karpathy also
+            restval, and unions like train+restval), default test; table/hf: the value of
+            split_column to keep (default: all rows); competition: all (the default).
+        split_column: table/hf: the column holding each row's split name (optional).
+        language: language tag of the captions. flickr8k: en or zh (picks captions_en.tsv or
+            captions_zh.tsv); default zh for competition, en otherwise.
+        image_column: table/hf: column with the image (a path relative to root; hf also PIL images
+            and {bytes, path} dicts).
+        caption_column: table/hf: column with the caption (hf: a string or a list of strings).
+        image_id_column: table/hf: column with the image id (default: the image path; hf
+            embedded images: their path, else a content hash).
+        caption_id_column: table/hf: column with the caption id (default: the row number; hf lists:
+            row#k).
+        name: display name in logs and results (default: derived from the format and files).
+        on_bad_input: error (default: stop with one message naming the file/row/field) or skip
+            (drop the item, record it in Benchmark.skipped with the reason).
+        verify_images: decode every image once at load time so a bad file is reported then; results
+            are cached by (path, size, mtime) under cache_dir.
+        limit: keep only the first N images of the split (in source order) and their captions.
+        cache_dir: folder for generated synthetic images, decoded hf images and the verification cache.
+        synthetic: sizes, seed and image size of the synthetic benchmark (format synthetic).
+    """
+
+    format: DatasetFormat
+    root: Path | None = None
+    annotations: Path | None = None
+    hf_dataset: str | None = None
+    hf_split: str | None = None
+    split: str | None = None
+    split_column: str | None = None
+    language: str | None = None
+    image_column: str = "image"
+    caption_column: str = "caption"
+    image_id_column: str | None = None
+    caption_id_column: str | None = None
+    name: str | None = None
+    on_bad_input: Literal["error", "skip"] = "error"
+    verify_images: bool = True
+    limit: int | None = None
+    cache_dir: Path = DEFAULT_CACHE_DIR
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def __post_init__(self) -> None:
+        self.root = _as_path(self.root)
+        self.annotations = _as_path(self.annotations)
+        self.cache_dir = Path(self.cache_dir)
+        if self.format not in FORMATS:
+            raise ValueError(f"unknown dataset format {self.format!r} (known: {', '.join(FORMATS)})")
+        if self.on_bad_input not in ("error", "skip"):
+            raise ValueError(f"on_bad_input must be 'error' or 'skip', got {self.on_bad_input!r}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be at least 1 when set, got {self.limit}")
+        needs = {"flickr8k": ("root",), "karpathy": ("root", "annotations"), "table": ("annotations",),
+                 "competition": ("root",), "hf": ("hf_dataset",), "synthetic": ()}
+        for key in needs[self.format]:
+            if getattr(self, key) is None:
+                raise ValueError(f"format {self.format!r} needs '{key}'")
+        if self.format == "flickr8k" and self.language not in (None, "en", "zh"):
+            raise ValueError(f"flickr8k language must be 'en' or 'zh', got {self.language!r}")
+        for key in ("image_column", "caption_column"):
+            if not getattr(self, key):
+                raise ValueError(f"'{key}' must be a non-empty column name")
+
+    def required_path(self, key: str) -> Path:
+        """The path field ``key`` (root or annotations); ValueError naming it when unset."""
+        value = getattr(self, key)
+        if value is None:
+            raise ValueError(f"format {self.format!r} needs '{key}'")
+        return value
+
+    def split_or(self, default: str) -> str:
+        """The configured split, or ``default`` when none was given."""
+        return self.split if self.split is not None else default
+
+    def language_or(self, default: str) -> str:
+        """The configured language tag, or ``default`` when none was given."""
+        return self.language if self.language is not None else default

@@ -1,0 +1,43 @@
+"""One entry point for every dataset format: ``load_benchmark(cfg) -> Benchmark``.
+
+The loader is chosen by ``cfg.format`` from the plain dict :data:`LOADERS`; an unknown name is an
+error listing the known ones. :class:`DatasetConfig` and :class:`SyntheticConfig` (defined in
+``eval.data.dataset_config``) are re-exported here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from eval.data.benchmark import Benchmark
+from eval.data.competition import load_competition
+from eval.data.dataset_config import DatasetConfig, SyntheticConfig
+from eval.data.flickr8k import load_flickr8k
+from eval.data.hf_datasets import load_hf
+from eval.data.karpathy import load_karpathy
+from eval.data.synthetic import load_synthetic
+from eval.data.tabular import load_table
+
+__all__ = ["DatasetConfig", "SyntheticConfig", "LOADERS", "load_benchmark"]
+
+log = logging.getLogger(__name__)
+
+LOADERS: dict[str, Callable[[DatasetConfig], Benchmark]] = {
+    "synthetic": load_synthetic,
+    "flickr8k": load_flickr8k,
+    "karpathy": load_karpathy,
+    "table": load_table,
+    "hf": load_hf,
+    "competition": load_competition,
+}
+
+
+def load_benchmark(cfg: DatasetConfig) -> Benchmark:
+    """The Benchmark described by ``cfg`` (images, captions, ground truth, skipped items)."""
+    loader = LOADERS.get(cfg.format)
+    if loader is None:
+        raise ValueError(f"unknown dataset format {cfg.format!r} (known: {', '.join(sorted(LOADERS))})")
+    bench = loader(cfg)
+    log.info("loaded %s", bench.summary())
+    return bench
