@@ -1,0 +1,88 @@
+"""Rebuild tables and plots from saved results.json files: ``rrbench report results/*/results.json [--out DIR]``.
+
+One file: ``table.md``, ``table.tex``, ``table.csv`` and the plots (PNG + PDF) next to it.
+Several files: the same for each, next to each file, plus one comparison table (``table.*`` with an
+``experiment`` column) in ``--out`` (default: ``comparison/`` beside the files' common parent directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from eval.report.plots import write_plots
+from eval.report.results_file import load_results
+from eval.report.tables import write_tables
+
+logger = logging.getLogger(__name__)
+
+
+def default_comparison_dir(results_paths: list[Path]) -> Path:
+    """``<common parent of the files' directories>/comparison`` (``results/comparison`` for ``results/*/results.json``)."""
+    return Path(os.path.commonpath([str(Path(p).resolve().parent) for p in results_paths])) / "comparison"
+
+
+def build_report(results_paths: list[Path], out_dir: Path | None = None) -> list[Path]:
+    """Write tables and plots for each results file, and a merged table when there are several.
+
+    Args:
+        results_paths: results.json files.
+        out_dir: where the merged comparison table goes (several files only; default
+            ``default_comparison_dir``). With one file, outputs go next to it and ``out_dir``, when
+            given, receives them instead.
+
+    Returns:
+        Every file written.
+    """
+    if not results_paths:
+        raise ValueError("no results.json files given")
+    loaded = [load_results(Path(p)) for p in results_paths]
+    names = [r.experiment for r in loaded]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        files = [str(r.path) for r in loaded if r.experiment in duplicates]
+        raise ValueError(f"experiment names {duplicates} appear in several files: {files}")
+    written: list[Path] = []
+    for results in loaded:
+        target = Path(out_dir) if (out_dir is not None and len(loaded) == 1) else results.path.parent
+        written += write_tables([results], target)
+        written += write_plots(results, target)
+        logger.info("report for %s written to %s", results.experiment, target)
+    if len(loaded) > 1:
+        target = Path(out_dir) if out_dir is not None else default_comparison_dir([r.path for r in loaded])
+        written += write_tables(loaded, target)
+        logger.info("comparison table of %d experiments written to %s", len(loaded), target)
+    return written
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of the ``report`` subcommand."""
+    parser.add_argument("results", nargs="+", type=Path, help="results.json files (e.g. results/*/results.json)")
+    parser.add_argument(
+        "--out", type=Path, default=None,
+        help="directory for the merged comparison table (several files; default: <results root>/comparison); "
+        "with one file, write its outputs there instead of next to it",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the ``report`` subcommand; returns the exit status."""
+    written = build_report(list(args.results), args.out)
+    for path in written:
+        logger.info("wrote %s", path)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Stand-alone entry point: ``python -m eval.report.build results/*/results.json [--out DIR]``."""
+    parser = argparse.ArgumentParser(prog="rrbench report", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,146 @@
+"""Read and validate a results.json file (the experiment runner's output).
+
+Schema (metrics in percent except MedR/MeanR; latencies in milliseconds per query)::
+
+    {
+      "experiment": "demo",
+      "metrics": {"stage1/t2i/R@1": 41.2, "stage2/itm+itc/k=20/rsum": 480.1, ...},
+      "settings": [{"key": "stage1", "label": "stage 1 (dual encoder)", "rule": null, "depth": 0,
+                    "ms_per_query": {"t2i": 1.3, "i2t": 2.0}}, ...],
+      "curves": {"stage1": {"t2i": [R@1, ..., R@N], "i2t": [...]}, ...},
+      "timings": {...}, "counts": {...}, "provenance": {...}
+    }
+
+A setting's metric ``t2i/R@1`` is stored as ``metrics[setting.key + "/t2i/R@1"]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ResultsFileError(ValueError):
+    """A results.json file that does not follow the schema; the message names the file and the field."""
+
+
+@dataclass
+class Setting:
+    """One table row: stage 1 or one ablation cell.
+
+    Attributes:
+        key: metric-key prefix, e.g. ``"stage1"`` or ``"stage2/itm+itc/k=20"``.
+        label: display name.
+        rule: fusion rule name, None for stage 1.
+        depth: rerank depth k (0 for stage 1).
+        ms_per_query: direction (``"t2i"``/``"i2t"``) -> milliseconds per query; missing = unknown.
+    """
+
+    key: str
+    label: str
+    rule: str | None
+    depth: int
+    ms_per_query: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Results:
+    """A loaded results.json.
+
+    Attributes:
+        path: the file it came from.
+        experiment: experiment name.
+        metrics: flat metric dict (``"<setting key>/<direction>/<metric>"`` and ``"<setting key>/rsum"``).
+        settings: table rows in display order.
+        curves: setting key -> direction -> R@K for K = 1..N (percent).
+        timings, counts, provenance: free-form dicts shown in table footers.
+    """
+
+    path: Path
+    experiment: str
+    metrics: dict[str, float]
+    settings: list[Setting]
+    curves: dict[str, dict[str, list[float]]]
+    timings: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def metric(self, setting: Setting, name: str) -> float:
+        """``metrics[setting.key + "/" + name]``, NaN when absent."""
+        return float(self.metrics.get(f"{setting.key}/{name}", math.nan))
+
+
+def _require(data: dict, name: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if name not in data:
+        raise ResultsFileError(f"{where}: missing field '{name}'")
+    value = data[name]
+    if not isinstance(value, kind):
+        raise ResultsFileError(f"{where}: field '{name}' should be {kind}, got {type(value).__name__}")
+    return value
+
+
+def _parse_setting(raw: Any, where: str) -> Setting:
+    if not isinstance(raw, dict):
+        raise ResultsFileError(f"{where}: should be an object, got {type(raw).__name__}")
+    rule = raw.get("rule")
+    if rule is not None and not isinstance(rule, str):
+        raise ResultsFileError(f"{where}: field 'rule' should be a string or null")
+    depth = _require(raw, "depth", int, where)
+    latency = raw.get("ms_per_query") or {}
+    if not isinstance(latency, dict):
+        raise ResultsFileError(f"{where}: field 'ms_per_query' should be an object")
+    ms_per_query = {str(d): float(v) for d, v in latency.items() if isinstance(v, (int, float))}
+    return Setting(
+        key=_require(raw, "key", str, where),
+        label=str(raw.get("label") or raw["key"]),
+        rule=rule,
+        depth=depth,
+        ms_per_query=ms_per_query,
+    )
+
+
+def load_results(path: Path) -> Results:
+    """Load and validate one results.json; raises ResultsFileError naming the file and field."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ResultsFileError(f"{path}: cannot read results JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise ResultsFileError(f"{path}: top level should be an object")
+    metrics = _require(data, "metrics", dict, str(path))
+    bad = [k for k, v in metrics.items() if not isinstance(v, (int, float)) or isinstance(v, bool)]
+    if bad:
+        raise ResultsFileError(f"{path}: metrics values must be numbers; not: {bad[:3]}")
+    raw_settings = _require(data, "settings", list, str(path))
+    settings = [_parse_setting(raw, f"{path}: settings[{i}]") for i, raw in enumerate(raw_settings)]
+    keys = [s.key for s in settings]
+    if len(set(keys)) != len(keys):
+        raise ResultsFileError(f"{path}: settings keys are not unique: {keys}")
+    curves = data.get("curves") or {}
+    if not isinstance(curves, dict):
+        raise ResultsFileError(f"{path}: field 'curves' should be an object")
+    return Results(
+        path=path,
+        experiment=_require(data, "experiment", str, str(path)),
+        metrics={k: float(v) for k, v in metrics.items()},
+        settings=settings,
+        curves=curves,
+        timings=data.get("timings") or {},
+        counts=data.get("counts") or {},
+        provenance=data.get("provenance") or {},
+    )
+
+
+def flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """``[("a.b", "value"), ...]`` for every leaf of nested dicts; lists are shown as one JSON value."""
+    if isinstance(data, dict):
+        items: list[tuple[str, str]] = []
+        for key, value in data.items():
+            items.extend(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return items
+    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    return [(prefix, text)]

@@ -1,0 +1,117 @@
+"""Tables from a results.json fixture: bold marks the true best of each column, LaTeX is booktabs, CSV is raw."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from eval.report.results_file import ResultsFileError, load_results
+from eval.report.tables import COLUMNS, latex_escape, latex_table, markdown_table, results_frame, write_tables
+
+from .conftest import make_results, write_results
+
+
+def raw_value(data, setting, column):
+    if column.latency:
+        return setting["ms_per_query"].get(column.metric, math.nan)
+    return data["metrics"].get(f"{setting['key']}/{column.metric}", math.nan)
+
+
+def expected_bold_rows(data, column):
+    """Rows whose value equals the column's best at display precision, from the raw JSON data."""
+    values = [raw_value(data, s, column) for s in data["settings"]]
+    best = min(values) if column.latency else max(values)
+    return {i for i, v in enumerate(values) if column.display(v) == column.display(best)}
+
+
+def markdown_body(text):
+    """Data rows of the first Markdown table, as lists of cells."""
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[1:]]
+
+
+def test_bold_marks_the_best_of_every_column(results_path, results_data):
+    results = load_results(results_path)
+    md_rows = markdown_body(markdown_table([results]))
+    tex_rows = [line for line in latex_table([results]).splitlines() if line.endswith(r"\\") and "&" in line][2:]
+    assert len(md_rows) == len(tex_rows) == len(results_data["settings"])
+    for offset, column in enumerate(COLUMNS, start=1):
+        expected = expected_bold_rows(results_data, column)
+        md_bold = {i for i, row in enumerate(md_rows) if row[offset].startswith("**")}
+        tex_bold = {i for i, row in enumerate(tex_rows) if row.split(" & ")[offset].startswith(r"\textbf")}
+        assert md_bold == expected == tex_bold, column.name
+    # Sanity of the fixture: reranking wins quality columns, stage 1 (row 0) wins latency.
+    assert expected_bold_rows(results_data, COLUMNS[0]) != {0}
+    assert expected_bold_rows(results_data, COLUMNS[-1]) == {0}
+
+
+def test_displayed_values_match_json(results_path, results_data):
+    md_rows = markdown_body(markdown_table([load_results(results_path)]))
+    for row, setting in zip(md_rows, results_data["settings"]):
+        assert row[0] == setting["label"]
+        for cell, column in zip(row[1:], COLUMNS):
+            assert cell.strip("*") == column.display(raw_value(results_data, setting, column))
+
+
+def test_latex_is_booktabs_and_well_formed(results_path):
+    tex = latex_table([load_results(results_path)])
+    for command in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}", r"\end{tabular}", r"\caption{"):
+        assert tex.count(command) == 1, command
+    assert r"\hline" not in tex
+    body = tex[tex.index(r"\midrule") : tex.index(r"\bottomrule")]
+    rows = [line for line in body.splitlines() if line.endswith(r"\\")]
+    assert rows and all(row.count(" & ") == len(COLUMNS) for row in rows)
+    for line in tex.splitlines():
+        if not line.startswith("%"):
+            assert line.count("{") == line.count("}"), line
+
+
+def test_csv_holds_raw_values_without_markup(tmp_path, results_path, results_data):
+    paths = write_tables([load_results(results_path)], tmp_path / "out")
+    assert [p.name for p in paths] == ["table.md", "table.tex", "table.csv"]
+    text = paths[2].read_text(encoding="utf-8")
+    assert "**" not in text and "textbf" not in text
+    frame = pd.read_csv(paths[2])
+    assert list(frame["key"]) == [s["key"] for s in results_data["settings"]]
+    assert frame.loc[3, "t2i R@1"] == pytest.approx(results_data["metrics"]["stage2/itm/k=10/t2i/R@1"])
+    assert frame.loc[0, "i2t ms/query"] == pytest.approx(2.0)
+
+
+def test_merged_table_has_experiment_column_and_global_best(tmp_path):
+    first = make_results("alpha", seed=0)
+    second = make_results("beta", seed=1)
+    loaded = [load_results(write_results(tmp_path / name, data)) for name, data in (("a", first), ("b", second))]
+    frame = results_frame(loaded)
+    assert list(frame["experiment"].unique()) == ["alpha", "beta"]
+    assert len(frame) == len(first["settings"]) + len(second["settings"])
+    md_rows = markdown_body(markdown_table(loaded))
+    assert md_rows[0][:2] == ["alpha", "stage 1 (dual encoder)"]
+    rsum_position = 2 + [c.name for c in COLUMNS].index("rsum")
+    bold_rows = [i for i, row in enumerate(md_rows) if row[rsum_position].startswith("**")]
+    best = frame["rsum"].idxmax()
+    assert bold_rows == [best]  # one best row over both experiments
+    assert r"\multicolumn" in latex_table(loaded) and "Experiment & Setting" in latex_table(loaded)
+
+
+def test_missing_values_and_special_characters(tmp_path):
+    data = make_results("a_b&c", seed=2)
+    data["settings"][1]["label"] = "rerank 50% & more_x"
+    del data["settings"][2]["ms_per_query"]
+    del data["metrics"]["stage1/i2t/mAP"]
+    results = load_results(write_results(tmp_path / "x", data))
+    md_rows = markdown_body(markdown_table([results]))
+    i2t_map = 1 + [c.name for c in COLUMNS].index("i2t mAP")
+    assert md_rows[0][i2t_map] == "-" and md_rows[2][-1] == "-"
+    tex = latex_table([results])
+    assert r"rerank 50\% \& more\_x" in tex and r"(a\_b\&c)" in tex and r"\label{tab:a-b-c}" in tex
+    assert latex_escape("~^\\") == r"\textasciitilde{}\textasciicircum{}\textbackslash{}"
+
+
+def test_bad_results_file_names_the_field(tmp_path):
+    data = make_results()
+    del data["settings"][0]["depth"]
+    with pytest.raises(ResultsFileError, match=r"settings\[0\]: missing field 'depth'"):
+        load_results(write_results(tmp_path, data))
+    (tmp_path / "results.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ResultsFileError, match="results.json"):
+        load_results(tmp_path / "results.json")
