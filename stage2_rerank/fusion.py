@@ -1,0 +1,131 @@
+"""Fusion of stage-1 and stage-2 scores (pure functions, one per ablation setting) and reranking depth.
+
+Rules (``FusionConfig.rule``), each over the first k candidates of every query, higher = better:
+
+- ``itm``: the ITM match logit (ALBEF, X-VLM rerank with ITM alone).
+- ``itm+itc``: match logit + ITC score (LAVIS BLIP/BLIP-2 ``score_matrix = itm_logit + itc_sim``).
+- ``alpha``: ``alpha * itm_prob + (1 - alpha) * s1``, ``itm_prob = softmax(itm_logits)[1]`` in [0, 1] and
+  ``s1`` the stage-1 score min-max scaled per query over its first k candidates to [0, 1] (a constant row
+  gives 0.5); so both terms share the [0, 1] range whatever the stage-1 similarity's scale.
+- ``rrf``: ``1 / (rrf_k + r1) + 1 / (rrf_k + r_itm)``, ``r1`` = stage-1 rank (1-based position in the
+  candidate list, which stage 1 returns best first), ``r_itm`` = rank by match logit among the k.
+
+Depth (DESIGN.md): :func:`rerank_at_depth` reorders the first k candidates by the fused score (ties keep
+stage-1 order; NaN scores, e.g. skipped images, go last among the k) and leaves the rest in stage-1 order
+below them; ``k = 0`` returns stage 1 unchanged. Scores computed once at the largest depth serve every k.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from stage2_rerank.config import FusionConfig
+
+
+@dataclass(frozen=True)
+class CandidateScores:
+    """Stage-2 scores of the first K candidates of Q queries.
+
+    Attributes:
+        itm_logits: float ``[Q, K, 2]`` ITM logits ``[no-match, match]``.
+        itc: float ``[Q, K]`` ITC scores.
+    """
+
+    itm_logits: np.ndarray
+    itc: np.ndarray
+
+    @property
+    def itm(self) -> np.ndarray:
+        """``[Q, K]`` match logit."""
+        return self.itm_logits[..., 1]
+
+    @property
+    def itm_prob(self) -> np.ndarray:
+        """``[Q, K]`` match probability ``softmax(itm_logits)[..., 1]``."""
+        return 1.0 / (1.0 + np.exp(self.itm_logits[..., 0].astype(np.float64) - self.itm_logits[..., 1]))
+
+    def first(self, k: int) -> "CandidateScores":
+        """Scores of the first ``k`` candidates."""
+        if k > self.itc.shape[1]:
+            raise ValueError(f"stage-2 scores cover {self.itc.shape[1]} candidates per query, depth {k} asked")
+        return CandidateScores(self.itm_logits[:, :k], self.itc[:, :k])
+
+
+def minmax_per_query(scores: np.ndarray) -> np.ndarray:
+    """Each row scaled to [0, 1] by its min and max (NaN ignored); a constant row becomes 0.5."""
+    scores = np.asarray(scores, dtype=np.float64)
+    low = np.nanmin(scores, axis=1, keepdims=True)
+    span = np.nanmax(scores, axis=1, keepdims=True) - low
+    return np.where(span > 0, (scores - low) / np.where(span > 0, span, 1.0), 0.5)
+
+
+def descending_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based rank of each entry in its row by descending value; ties by column order; NaN ranked last."""
+    order = fused_order(values)
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(1, order.shape[1] + 1)[None, :], axis=1)
+    return ranks
+
+
+def fuse_itm(stage2: CandidateScores, stage1: np.ndarray, fusion: FusionConfig) -> np.ndarray:
+    return stage2.itm.astype(np.float64)
+
+
+def fuse_itm_itc(stage2: CandidateScores, stage1: np.ndarray, fusion: FusionConfig) -> np.ndarray:
+    return stage2.itm.astype(np.float64) + stage2.itc
+
+
+def fuse_alpha(stage2: CandidateScores, stage1: np.ndarray, fusion: FusionConfig) -> np.ndarray:
+    return fusion.alpha * stage2.itm_prob + (1.0 - fusion.alpha) * minmax_per_query(stage1)
+
+
+def fuse_rrf(stage2: CandidateScores, stage1: np.ndarray, fusion: FusionConfig) -> np.ndarray:
+    stage1_rank = np.arange(1, stage1.shape[1] + 1)[None, :]
+    fused = 1.0 / (fusion.rrf_k + stage1_rank) + 1.0 / (fusion.rrf_k + descending_ranks(stage2.itm))
+    return np.where(np.isnan(stage2.itm), np.nan, fused)
+
+
+FUSION_RULES: dict[str, Callable[[CandidateScores, np.ndarray, FusionConfig], np.ndarray]] = {
+    "itm": fuse_itm,
+    "itm+itc": fuse_itm_itc,
+    "alpha": fuse_alpha,
+    "rrf": fuse_rrf,
+}
+
+
+def fused_scores(stage2: CandidateScores, stage1_scores: np.ndarray, fusion: FusionConfig) -> np.ndarray:
+    """float64 ``[Q, k]`` fused score of rule ``fusion.rule`` (k = number of columns of ``stage2``)."""
+    if fusion.rule not in FUSION_RULES:
+        raise ValueError(f"unknown fusion rule {fusion.rule!r}; known: {', '.join(sorted(FUSION_RULES))}")
+    stage1_scores = np.asarray(stage1_scores, dtype=np.float64)
+    if stage1_scores.shape != stage2.itc.shape:
+        raise ValueError(f"stage-1 scores {stage1_scores.shape} and stage-2 scores {stage2.itc.shape} differ")
+    return FUSION_RULES[fusion.rule](stage2, stage1_scores, fusion)
+
+
+def fused_order(fused: np.ndarray) -> np.ndarray:
+    """int64 ``[Q, k]`` permutation sorting each row by descending score; ties stable, NaN last."""
+    fused = np.asarray(fused, dtype=np.float64)
+    nan = np.isnan(fused)
+    key = np.where(nan, 0.0, -fused)
+    order = np.lexsort((np.broadcast_to(np.arange(fused.shape[1]), fused.shape), key, nan), axis=1)
+    return order.astype(np.int64)
+
+
+def rerank_at_depth(candidate_ids: np.ndarray, stage1_scores: np.ndarray, stage2: CandidateScores, depth: int,
+                    fusion: FusionConfig) -> np.ndarray:
+    """Final ranking ``[Q, N]``: the first ``min(depth, N)`` candidates reordered by the fused score, the rest
+    in stage-1 order below them. ``stage2`` must cover at least that many candidates per query."""
+    candidate_ids = np.asarray(candidate_ids)
+    if depth < 0:
+        raise ValueError(f"depth must be >= 0, got {depth}")
+    k = min(depth, candidate_ids.shape[1])
+    out = candidate_ids.copy()
+    if k == 0 or len(candidate_ids) == 0:
+        return out
+    fused = fused_scores(stage2.first(k), np.asarray(stage1_scores)[:, :k], fusion)
+    out[:, :k] = np.take_along_axis(candidate_ids[:, :k], fused_order(fused), axis=1)
+    return out

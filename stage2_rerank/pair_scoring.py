@@ -1,0 +1,114 @@
+"""The compute loop of stage 2: distinct (image, caption) pairs -> ITM logits + ITC, in batches.
+
+Order of work (each step once): tokenize the captions (truncated to ``text_max_length``); ITC text
+embeddings per caption (length-sorted batches); then per image chunk (``pair_batching.image_chunks``):
+features to the device, ITC image embeddings per image, cross-attention K/V per image (if
+``cache_cross_attention_kv``), and the chunk's pairs in length-bucketed batches through the Q-Former ITM.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from stage2_rerank.config import RerankerConfig
+from stage2_rerank.pair_batching import image_chunks, length_bucketed_order, pad_token_batch, run_adaptive_batches
+from stage2_rerank.qformer_scorer import itc_scores
+
+if TYPE_CHECKING:
+    from stage2_rerank.backends import RerankerModel
+    from stage2_rerank.rerank import RerankStats
+
+BatchCallback = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+
+
+def tokenize_captions(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    """Token ids with [CLS]/[SEP], truncated to ``max_length`` (no padding)."""
+    return tokenizer(list(texts), truncation=True, max_length=max_length, add_special_tokens=True)["input_ids"]
+
+
+def _text_embeddings(model: "RerankerModel", tokens: list[list[int]], batch_size: int,
+                     stats: "RerankStats") -> torch.Tensor:
+    order = np.argsort([len(t) for t in tokens], kind="stable")
+    out: list[tuple[np.ndarray, torch.Tensor]] = []
+
+    def run_batch(start: int, stop: int) -> None:
+        sel = order[start:stop]
+        ids, mask = pad_token_batch([tokens[i] for i in sel], model.tokenizer.pad_token_id, model.device)
+        out.append((sel, model.scorer.text_embeddings(ids, mask)))
+
+    run_adaptive_batches(len(tokens), batch_size, run_batch, "itc_text", stats.oom_events)
+    embeds = torch.empty((len(tokens), out[0][1].shape[1]), dtype=out[0][1].dtype, device=model.device)
+    for sel, part in out:
+        embeds[torch.as_tensor(sel, device=model.device)] = part
+    return embeds
+
+
+def _image_embeddings(model: "RerankerModel", features: torch.Tensor, batch_size: int,
+                      stats: "RerankStats") -> torch.Tensor:
+    parts: list[torch.Tensor] = []
+
+    def run_batch(start: int, stop: int) -> None:
+        parts.append(model.scorer.image_embeddings(features[start:stop]))
+
+    run_adaptive_batches(features.shape[0], batch_size, run_batch, "itc_image", stats.oom_events)
+    return torch.cat(parts)
+
+
+def score_missing_pairs(model: "RerankerModel", features_of: Callable[[int], torch.Tensor],
+                        captions: Sequence[str], pairs: np.ndarray, config: RerankerConfig, batch_size: int,
+                        on_batch: BatchCallback, stats: "RerankStats", progress: bool) -> int:
+    """Score ``pairs`` int64 ``[M, 2]`` (image index, caption index), all distinct.
+
+    ``features_of(image index)`` gives the image's cached features ``[T, D]``. For every finished batch,
+    ``on_batch(positions into pairs, itm logits float32 [b, 2], itc float32 [b])`` is called.
+    Returns the pair batch size in effect at the end (smaller than ``batch_size`` after OOM back-offs).
+    """
+    scorer, device = model.scorer, model.device
+    caption_ids, caption_of_pair = np.unique(pairs[:, 1], return_inverse=True)
+    image_ids, slot_of_pair = np.unique(pairs[:, 0], return_inverse=True)
+    tokens = tokenize_captions(model.tokenizer, [captions[c] for c in caption_ids], config.text_max_length)
+    lengths = np.array([len(t) for t in tokens])
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        text_embeds = _text_embeddings(model, tokens, batch_size, stats)
+        stats.seconds["itc"] = stats.seconds.get("itc", 0.0) + time.perf_counter() - t0
+        positions, dim = model.vision.feature_shape
+        per_image = positions * dim * scorer.dtype.itemsize
+        if config.cache_cross_attention_kv:
+            per_image += scorer.kv_bytes_per_image(positions)
+        bar = tqdm(total=len(pairs), desc="stage2 ITM pairs", unit="pair", disable=not progress)
+        for chunk in image_chunks(len(image_ids), per_image, config.kv_chunk_mb * 2**20):
+            t0 = time.perf_counter()
+            features = torch.stack([features_of(int(image_ids[s])).to(scorer.dtype) for s in chunk]).to(device)
+            image_embeds = _image_embeddings(model, features, batch_size, stats)
+            stats.seconds["itc"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            kv = scorer.cross_attention_kv(features) if config.cache_cross_attention_kv else None
+            rows = np.flatnonzero((slot_of_pair >= chunk[0]) & (slot_of_pair <= chunk[-1]))
+            order = rows[length_bucketed_order(lengths[caption_of_pair[rows]], slot_of_pair[rows])]
+
+            def run_batch(start: int, stop: int) -> None:
+                sel = order[start:stop]
+                local = torch.as_tensor(slot_of_pair[sel] - chunk[0], device=device)
+                caps = torch.as_tensor(caption_of_pair[sel], device=device)
+                ids, mask = pad_token_batch([tokens[c] for c in caption_of_pair[sel]],
+                                            model.tokenizer.pad_token_id, device)
+                if kv is not None:
+                    logits = scorer.itm_logits(ids, mask, kv=kv.select(local))
+                else:
+                    logits = scorer.itm_logits(ids, mask, features=features.index_select(0, local))
+                sims = itc_scores(image_embeds.index_select(0, local), text_embeds.index_select(0, caps))
+                on_batch(sel, logits.float().cpu().numpy(), sims.cpu().numpy())
+                stats.qformer_batches += 1
+                bar.update(len(sel))
+
+            batch_size = run_adaptive_batches(len(order), batch_size, run_batch, "itm", stats.oom_events)
+            stats.seconds["itm"] = stats.seconds.get("itm", 0.0) + time.perf_counter() - t0
+            del features, kv, image_embeds
+        bar.close()
+    return batch_size

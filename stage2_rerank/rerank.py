@@ -1,0 +1,223 @@
+"""Stage-2 orchestration: (image, caption) pairs -> ITM logits and ITC scores, with every cache applied.
+
+``Reranker.score_pairs(images, captions, pairs)`` computes each distinct (image fingerprint, caption text)
+once: scores already in the on-disk score cache are read back; the vision tower runs once per remaining
+image (features kept by :class:`~stage2_rerank.feature_cache.VisionFeatureCache`); then images are scored
+in chunks (features + cached cross-attention K/V of a chunk within ``kv_chunk_mb``), pairs of a chunk
+length-bucketed into batches of ``pair_batch_size`` (halved on CUDA OOM); each finished batch is committed
+to the score cache, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from stage2_rerank.backends import RerankerModel, load_backend
+from stage2_rerank.config import RerankerConfig
+from stage2_rerank.feature_cache import VisionFeatureCache
+from stage2_rerank.pair_batching import OomEvent, run_adaptive_batches
+from stage2_rerank.pair_scoring import score_missing_pairs
+from stage2_rerank.protocols import ImageRef, RerankInputError
+from stage2_rerank.score_cache import ScoreCache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RerankStats:
+    """What one ``score_pairs`` call did (kept in results for provenance).
+
+    Attributes:
+        pairs: pairs asked for.
+        unique_keys: distinct (image fingerprint, caption text) among them (excluding skipped images).
+        cache_hits: unique keys read from the score cache.
+        scored: unique keys computed by the Q-Former in this call.
+        images_encoded: images run through the vision tower.
+        qformer_batches: ITM Q-Former forwards (batches of pairs).
+        oom_events: CUDA out-of-memory back-offs.
+        skipped: (image id, reason) of images skipped under ``on_bad_input=skip`` (their pairs are NaN).
+        seconds: wall time per phase (``vision``, ``itc``, ``itm``, ``total``).
+    """
+
+    pairs: int = 0
+    unique_keys: int = 0
+    cache_hits: int = 0
+    scored: int = 0
+    images_encoded: int = 0
+    qformer_batches: int = 0
+    oom_events: list[OomEvent] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PairScores:
+    """Stage-2 scores of pairs, row-aligned with the ``pairs`` given; NaN where an image was skipped.
+
+    Attributes:
+        itm_logits: float32 ``[P, 2]`` ITM logits ``[no-match, match]`` averaged over the query tokens.
+        itc: float32 ``[P]`` ITC score (max over query embeddings of the cosine with the text embedding).
+        stats: what the call did.
+    """
+
+    itm_logits: np.ndarray
+    itc: np.ndarray
+    stats: RerankStats
+
+    @property
+    def itm(self) -> np.ndarray:
+        """float32 ``[P]`` match logit (index 1)."""
+        return self.itm_logits[:, 1]
+
+    @property
+    def itm_prob(self) -> np.ndarray:
+        """float32 ``[P]`` match probability ``softmax(itm_logits)[:, 1]``."""
+        return (1.0 / (1.0 + np.exp(self.itm_logits[:, 0] - self.itm_logits[:, 1]))).astype(np.float32)
+
+
+def check_pairs(pairs: np.ndarray, n_images: int, n_captions: int) -> np.ndarray:
+    """``pairs`` as int64 ``[P, 2]`` (image index, caption index); RerankInputError when out of range."""
+    pairs = np.asarray(pairs)
+    if pairs.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if pairs.ndim != 2 or pairs.shape[1] != 2 or not np.issubdtype(pairs.dtype, np.integer):
+        raise RerankInputError(f"pairs must be an integer array [P, 2], got {pairs.dtype} {pairs.shape}")
+    pairs = pairs.astype(np.int64)
+    bad = (pairs[:, 0] < 0) | (pairs[:, 0] >= n_images) | (pairs[:, 1] < 0) | (pairs[:, 1] >= n_captions)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise RerankInputError(f"pair {row} = {pairs[row].tolist()} is out of range "
+                               f"({n_images} images, {n_captions} captions)")
+    return pairs
+
+
+class Reranker:
+    """Scores (image, caption) pairs with a loaded backend, using the feature and score caches."""
+
+    def __init__(self, model: RerankerModel, config: RerankerConfig) -> None:
+        self.model = model
+        self.config = config
+        ident = f"{model.backend}|{model.checkpoint_identity}|{model.vision.identity}|len{config.text_max_length}"
+        self.model_key = hashlib.sha1(ident.encode()).hexdigest()
+        root = config.cache_dir
+        self.features = VisionFeatureCache(model.vision.identity, config.vision_memory_mb * 2**20,
+                                           None if root is None else root / "vision_features")
+        self.score_cache = None if root is None else ScoreCache(root / "scores.sqlite", self.model_key,
+                                                                model.precision)
+        self.pair_batch_size = config.pair_batch_size
+        self.vision_batch_size = config.vision_batch_size
+
+    def close(self) -> None:
+        self.features.close()
+        if self.score_cache is not None:
+            self.score_cache.close()
+
+    def __enter__(self) -> "Reranker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _skip_or_raise(self, image: ImageRef, exc: Exception, stats: RerankStats) -> None:
+        if self.config.on_bad_input == "error":
+            raise RerankInputError(f"image {image.id!r}: {exc} (set on_bad_input: skip to skip it)") from exc
+        log.warning("skipping image %r: %s", image.id, exc)
+        stats.skipped.append((str(image.id), str(exc)))
+
+    def _fingerprints(self, images: Sequence[ImageRef], used: np.ndarray, stats: RerankStats) -> dict[int, str]:
+        prints = {}
+        for index in used.tolist():
+            try:
+                prints[index] = images[index].fingerprint()
+            except Exception as exc:  # noqa: BLE001 - any failure is a bad input, handled by policy
+                self._skip_or_raise(images[index], exc, stats)
+        return prints
+
+    def encode_images(self, images: Sequence[ImageRef], indices: Sequence[int], prints: dict[int, str],
+                      stats: RerankStats, progress: bool) -> None:
+        """Run the vision tower on images not yet in the feature cache (drops bad ones from ``prints``)."""
+        todo = [i for i in dict.fromkeys(indices) if prints[i] not in self.features]
+        bar = tqdm(total=len(todo), desc="stage2 vision", unit="img", disable=not progress)
+
+        def run_batch(start: int, stop: int) -> None:
+            opened, keep = [], []
+            for index in todo[start:stop]:
+                try:
+                    opened.append(images[index].open())
+                    keep.append(index)
+                except Exception as exc:  # noqa: BLE001 - policy decides
+                    self._skip_or_raise(images[index], exc, stats)
+                    del prints[index]
+            if opened:
+                features = self.model.vision.encode(opened)
+                for index, feats in zip(keep, features):
+                    self.features.put(prints[index], feats)
+            stats.images_encoded += len(keep)
+            bar.update(stop - start)
+
+        with torch.inference_mode():
+            self.vision_batch_size = run_adaptive_batches(len(todo), self.vision_batch_size, run_batch,
+                                                          "vision", stats.oom_events)
+        bar.close()
+
+    def score_pairs(self, images: Sequence[ImageRef], captions: Sequence[str], pairs: np.ndarray,
+                    progress: bool = True) -> PairScores:
+        """Scores of ``pairs`` (int ``[P, 2]``: image index into ``images``, caption index into ``captions``)."""
+        start_time = time.perf_counter()
+        if not all(isinstance(c, str) for c in captions):
+            raise RerankInputError("captions must be strings")
+        pairs = check_pairs(pairs, len(images), len(captions))
+        stats = RerankStats(pairs=len(pairs))
+        logits = np.full((len(pairs), 2), np.nan, dtype=np.float32)
+        itc = np.full(len(pairs), np.nan, dtype=np.float32)
+        prints = self._fingerprints(images, np.unique(pairs[:, 0]), stats)
+        rows_of_key: dict[tuple[str, str], list[int]] = {}
+        for row, (image, caption) in enumerate(pairs.tolist()):
+            if image in prints:
+                rows_of_key.setdefault((prints[image], captions[caption]), []).append(row)
+        keys = list(rows_of_key)
+        stats.unique_keys = len(keys)
+        found = np.zeros(len(keys), dtype=bool)
+        if self.score_cache is not None and keys:
+            found, key_logits, key_itc = self.score_cache.get_many(keys)
+            for k in np.flatnonzero(found):
+                logits[rows_of_key[keys[k]]] = key_logits[k]
+                itc[rows_of_key[keys[k]]] = key_itc[k]
+        stats.cache_hits = int(found.sum())
+        missing = [keys[k] for k in np.flatnonzero(~found)]
+        if missing:
+            representatives = np.array([pairs[rows_of_key[key][0]] for key in missing], dtype=np.int64)
+            t0 = time.perf_counter()
+            self.encode_images(images, representatives[:, 0].tolist(), prints, stats, progress)
+            stats.seconds["vision"] = time.perf_counter() - t0
+            ok = np.array([image in prints for image in representatives[:, 0].tolist()], dtype=bool)
+            representatives, missing = representatives[ok], [m for m, keep in zip(missing, ok) if keep]
+
+            def on_batch(positions: np.ndarray, batch_logits: np.ndarray, batch_itc: np.ndarray) -> None:
+                batch_keys = [missing[p] for p in positions.tolist()]
+                for key, lg, sim in zip(batch_keys, batch_logits, batch_itc):
+                    logits[rows_of_key[key]] = lg
+                    itc[rows_of_key[key]] = sim
+                if self.score_cache is not None:
+                    self.score_cache.put_many(batch_keys, batch_logits, batch_itc)
+
+            features_of = {i: prints[i] for i in representatives[:, 0].tolist()}
+            self.pair_batch_size = score_missing_pairs(
+                self.model, lambda index: self.features.get(features_of[index]), captions, representatives,
+                self.config, self.pair_batch_size, on_batch, stats, progress)
+            stats.scored = len(missing)
+        stats.seconds["total"] = time.perf_counter() - start_time
+        return PairScores(logits, itc, stats)
+
+
+def load_reranker(config: RerankerConfig) -> Reranker:
+    """Load ``config.backend`` / ``config.model`` and wrap it in a :class:`Reranker`."""
+    return Reranker(load_backend(config), config)
