@@ -1,0 +1,49 @@
+"""The ``rrbench`` command line: one subcommand per job, each implemented in its own module.
+
+Every subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``; the table below
+maps names to modules. Command modules import heavy libraries (torch, models) inside ``run`` only, so
+``rrbench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("eval.commands.run", "run one experiment config (stage 1, stage 2, ablation grid, report)"),
+    "report": ("eval.commands.report", "rebuild tables and plots from saved results.json files"),
+    "data": ("eval.commands.data", "load a dataset config, print its summary and every skipped item"),
+    "config": ("eval.commands.config", "validate an experiment config and print it resolved, or document every field"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rrbench",
+        description="Two-stage image-text retrieval benchmark: dual-encoder retrieval, ITM reranking, evaluation.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        sub_parser.set_defaults(_module=module_name)
+        importlib.import_module(module_name).add_arguments(sub_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    return int(importlib.import_module(args._module).run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

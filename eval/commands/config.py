@@ -1,0 +1,29 @@
+"""``rrbench config``: validate an experiment config and print it resolved, or document every field."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", nargs="?", help="experiment YAML to validate and print resolved")
+    parser.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    parser.add_argument("--doc", action="store_true", help="print every config field (type, default, meaning)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from eval.config_doc import config_reference, render_reference
+    from eval.experiment_config import ExperimentConfig, load_experiment
+    from eval.typed_config import to_dict
+
+    if args.doc:
+        sys.stdout.write(render_reference(config_reference(ExperimentConfig)) + "\n")
+        return 0
+    if not args.config:
+        raise SystemExit("rrbench config: give a CONFIG file or --doc")
+    cfg = load_experiment(args.config, args.overrides)
+    sys.stdout.write(yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
+    return 0

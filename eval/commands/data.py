@@ -1,0 +1,31 @@
+"""``rrbench data CONFIG [key=value ...]``: load a dataset, print its summary and every skipped item.
+
+CONFIG is an experiment YAML (its ``dataset:`` section is used) or a YAML holding a dataset section alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="experiment YAML or dataset-only YAML")
+    parser.add_argument("overrides", nargs="*", help="key.sub=value overrides of the dataset section, "
+                                                     "e.g. on_bad_input=skip split=val")
+
+
+def run(args: argparse.Namespace) -> int:
+    from eval.data.dataset_config import DatasetConfig
+    from eval.data.loaders import load_benchmark
+    from eval.typed_config import apply_overrides, from_dict, read_yaml
+
+    raw = read_yaml(args.config)
+    section = raw["dataset"] if isinstance(raw.get("dataset"), dict) else raw
+    where = f"{args.config}: dataset" + (f" (with overrides {' '.join(args.overrides)})" if args.overrides else "")
+    cfg = from_dict(DatasetConfig, apply_overrides(section, args.overrides), where)
+    bench = load_benchmark(cfg)
+    report = {"summary": bench.summary(), "skipped": [s.as_dict() for s in bench.skipped]}
+    sys.stdout.write(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    return 0

@@ -1,0 +1,139 @@
+"""One YAML file = one experiment: :class:`ExperimentConfig` and its ablation grid.
+
+The sections are the stages' own typed configs (``DatasetConfig``, ``Stage1Config``,
+``RerankerConfig``); this module only composes them and adds the grid. Load with
+:func:`load_experiment` (validation and ``key.sub=value`` overrides as in ``eval.typed_config``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Sequence
+
+from eval.data.dataset_config import DatasetConfig
+from eval.typed_config import apply_overrides, from_dict, load_config, to_dict
+from stage1_dual.config import Stage1Config
+from stage2_rerank.config import FusionConfig, RerankerConfig
+
+RuleName = Literal["itm", "itm+itc", "alpha", "rrf"]
+
+
+@dataclass
+class AblationConfig:
+    """The grid of settings derived from one stage-1 run and one stage-2 run per stage-1 setting.
+
+    Attributes:
+        depths: rerank depths k; k = 0 is stage 1 alone. The first k stage-1 candidates are
+            reordered by the fused score, the rest keep their stage-1 order. Stage 2 scores the
+            pairs of the largest k once; every smaller k reuses those scores.
+        rules: fusion rules, each one ablation setting: itm (ITM match logit; ALBEF, X-VLM),
+            itm+itc (match logit + ITC cosine; LAVIS BLIP/BLIP-2), alpha (alpha * ITM probability
+            + (1 - alpha) * min-max-scaled stage-1 score), rrf (reciprocal-rank fusion).
+        alpha: weight of the ITM probability in the alpha rule, in [0, 1].
+        rrf_k: constant k of reciprocal-rank fusion, 1 / (rrf_k + rank).
+        stage1_variants: alternative stage-1 settings: name -> overrides of the stage1 section as
+            dotted keys (for example {"hnsw": {"index.type": "hnsw"}}); each variant gets its own
+            stage-1 run, stage-2 scores are shared through the score cache.
+    """
+
+    depths: list[int] = field(default_factory=lambda: [0, 1, 5, 10, 20, 50, 100])
+    rules: list[RuleName] = field(default_factory=lambda: ["itm", "itm+itc", "alpha", "rrf"])
+    alpha: float = 0.5
+    rrf_k: int = 60
+    stage1_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.depths or any(k < 0 for k in self.depths):
+            raise ValueError(f"depths must be a non-empty list of integers >= 0, got {self.depths}")
+        self.depths = sorted(set(self.depths))
+        if not self.rules:
+            raise ValueError("rules must name at least one fusion rule")
+        for name in self.stage1_variants:
+            if not name or "/" in name or " " in name:
+                raise ValueError(f"stage1_variants name {name!r} must be non-empty without '/' or spaces")
+
+    def fusion(self, rule: str) -> FusionConfig:
+        """The stage-2 fusion config of one rule of this grid."""
+        return FusionConfig(rule=rule, alpha=self.alpha, rrf_k=self.rrf_k)  # type: ignore[arg-type]
+
+
+@dataclass
+class ExperimentConfig:
+    """One experiment: data, stage 1, optional stage 2, the ablation grid and where outputs go.
+
+    Attributes:
+        experiment: experiment name; outputs go to ``<output_dir>/<experiment>/``.
+        dataset: the benchmark to evaluate on (see ``eval.data.dataset_config.DatasetConfig``).
+        stage1: dual encoder, index and retrieval depth N (see ``stage1_dual.config.Stage1Config``).
+        stage2: the reranker (see ``stage2_rerank.config.RerankerConfig``); null = stage 1 only.
+        ablation: rerank depths, fusion rules and stage-1 variants to compare.
+        seed: global seed (torch, numpy) recorded in the results.
+        output_dir: parent folder of the experiment's results folder.
+        cache_dir: root of every cache of the run (embeddings, vision features, pair scores, data)
+            where a section does not set its own cache_dir; reruns reuse it and compute nothing new.
+        write_trec: write TREC run files (gzipped) for stage 1 and every cell, plus the qrels.
+    """
+
+    experiment: str
+    dataset: DatasetConfig
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    stage2: Optional[RerankerConfig] = None
+    ablation: AblationConfig = field(default_factory=AblationConfig)
+    seed: int = 0
+    output_dir: Path = Path("results")
+    cache_dir: Path = Path(".cache/rrbench")
+    write_trec: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.experiment or "/" in self.experiment or self.experiment.strip() != self.experiment:
+            raise ValueError(f"experiment must be a non-empty folder name, got {self.experiment!r}")
+        too_deep = [k for k in self.ablation.depths if k > self.stage1.depth]
+        if too_deep:
+            raise ValueError(f"ablation.depths {too_deep} exceed stage1.depth={self.stage1.depth}")
+        if self.stage2 is None and any(k > 0 for k in self.ablation.depths):
+            raise ValueError("ablation.depths > 0 need a stage2 section (or set depths: [0])")
+
+    @property
+    def results_dir(self) -> Path:
+        """``<output_dir>/<experiment>``."""
+        return Path(self.output_dir) / self.experiment
+
+    def stage1_settings(self) -> dict[str, Stage1Config]:
+        """``{"": main stage-1 config, variant name: variant config}`` (variants validated here)."""
+        settings = {"": self.stage1}
+        base = to_dict(self.stage1)
+        for name, overrides in self.ablation.stage1_variants.items():
+            pairs = [f"{key}={_yaml_scalar(value)}" for key, value in overrides.items()]
+            source = f"ablation.stage1_variants.{name}"
+            settings[name] = from_dict(Stage1Config, apply_overrides(base, pairs), source)
+        return settings
+
+
+def _yaml_scalar(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Read and validate one experiment YAML; ConfigError names the key and the file on problems."""
+    cfg = load_config(ExperimentConfig, path, overrides)
+    cfg.stage1_settings()  # validates the variants now, not after stage 1 has run
+    return cfg
+
+
+def with_cache_dirs(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Copy of ``cfg`` whose sections without a cache_dir use folders under ``cfg.cache_dir``."""
+    root = Path(cfg.cache_dir)
+    dataset = cfg.dataset
+    if dataset.cache_dir == DatasetConfig.__dataclass_fields__["cache_dir"].default:
+        dataset = dataclasses.replace(dataset, cache_dir=root / "data")
+    stage1 = cfg.stage1
+    if stage1.cache_dir is None:
+        stage1 = dataclasses.replace(stage1, cache_dir=root / "stage1")
+    stage2 = cfg.stage2
+    if stage2 is not None and stage2.cache_dir is None:
+        stage2 = dataclasses.replace(stage2, cache_dir=root / "stage2")
+    return dataclasses.replace(cfg, dataset=dataset, stage1=stage1, stage2=stage2)

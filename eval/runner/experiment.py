@@ -1,0 +1,207 @@
+"""Run one experiment: data -> stage 1 per stage-1 setting -> stage 2 once at the largest depth -> grid.
+
+``run_experiment(cfg)`` writes ``<output_dir>/<experiment>/results.json`` (metrics of every cell,
+curves, settings with latency, timings, counts, provenance), TREC run files and qrels under ``runs/``,
+then the tables and plots (``eval.report``). Every model output is cached (embeddings, vision features,
+pair scores), so a rerun or a resumed run recomputes nothing that finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from eval.data.benchmark import Benchmark
+from eval.data.loaders import load_benchmark
+from eval.experiment_config import ExperimentConfig, with_cache_dirs
+from eval.provenance import provenance
+from eval.runner.cells import (DirectionData, cell_curves, cell_metrics, main_depths, rerank_both, setting_entry,
+                               setting_key, write_cell_runs, write_qrels_files)
+from eval.runner.latency import CostLedger, stage1_latency, stage2_latency
+from eval.typed_config import to_dict
+from stage1_dual.config import Stage1Config
+from stage1_dual.pipeline import Stage1Result, run_stage1
+from stage2_rerank.candidate_pairs import collect_candidate_pairs, gather_candidate_scores
+from stage2_rerank.rerank import Reranker, load_reranker
+
+log = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _direction_data(bench: Benchmark, s1: Stage1Result) -> dict[str, DirectionData]:
+    t2i, i2t = s1.candidates["t2i"], s1.candidates["i2t"]
+    image_ids = [i.id for i in bench.images]
+    caption_ids = [c.id for c in bench.captions]
+    text_to_image, image_to_texts = bench.text_to_image(), bench.image_to_texts()
+    # image queries without any caption have nothing to retrieve: they are not i2t queries
+    keep = np.array([len(image_to_texts[p]) > 0 for p in i2t.query_positions], dtype=bool)
+    i2t_positions = i2t.query_positions[keep]
+    return {
+        "t2i": DirectionData(t2i.ids, t2i.scores, t2i.query_positions, text_to_image[t2i.query_positions],
+                             [caption_ids[p] for p in t2i.query_positions], image_ids),
+        "i2t": DirectionData(i2t.ids[keep], i2t.scores[keep], i2t_positions,
+                             [image_to_texts[p] for p in i2t_positions],
+                             [image_ids[p] for p in i2t_positions], caption_ids),
+    }
+
+
+def _stage1_key(cfg: Stage1Config, encoder_fingerprint: str, bench: Benchmark) -> str:
+    data = f"{bench.name}|{bench.split}|{len(bench.images)}|{len(bench.captions)}"
+    return hashlib.sha1(f"{encoder_fingerprint}|{cfg.encoder.preprocess}|{data}".encode()).hexdigest()[:16]
+
+
+class ExperimentRun:
+    """State of one run: results being filled, timings, counts (see ``run_experiment``)."""
+
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        self.cfg = with_cache_dirs(cfg)
+        self.out_dir = self.cfg.results_dir
+        self.runs_dir = self.out_dir / "runs"
+        self.ledger = CostLedger(Path(self.cfg.cache_dir) / "costs.json")
+        self.metrics: dict[str, float] = {}
+        self.curves: dict[str, dict[str, list[float]]] = {}
+        self.settings: list[dict[str, Any]] = []
+        self.timings: dict[str, Any] = {}
+        self.counts: dict[str, Any] = {}
+        self.costs: dict[str, Any] = {}
+
+    def _add_cell(self, key: str, label: str, rule: Optional[str], depth: int, variant: str,
+                  ranked: dict[str, np.ndarray], data: dict[str, DirectionData], ms: dict) -> None:
+        for name, value in cell_metrics(ranked, data).items():
+            self.metrics[f"{key}/{name}"] = value
+        self.curves[key] = cell_curves(ranked, data)
+        self.settings.append(setting_entry(key, label, rule, depth, ms, variant))
+        if self.cfg.write_trec:
+            write_cell_runs(self.runs_dir, key, ranked, data)
+
+    def _stage2_scores(self, reranker: Reranker, bench: Benchmark, data: dict[str, DirectionData],
+                       kmax: int, variant: str) -> tuple[float, dict[str, Any]]:
+        pairs = collect_candidate_pairs(data["t2i"].ids, data["i2t"].ids, kmax,
+                                        data["t2i"].query_positions, data["i2t"].query_positions)
+        texts = [c.text for c in bench.captions]
+        scores = reranker.score_pairs(bench.images, texts, pairs.pairs)
+        data["t2i"].stage2 = gather_candidate_scores(scores.itm_logits, scores.itc, pairs.t2i_rows)
+        data["i2t"].stage2 = gather_candidate_scores(scores.itm_logits, scores.itc, pairs.i2t_rows)
+        stats = scores.stats
+        candidate_slots = int((pairs.t2i_rows >= 0).sum() + (pairs.i2t_rows >= 0).sum())
+        pair_cost = self.ledger.cost(f"stage2-pair|{reranker.model_key}|{reranker.model.precision}",
+                                     stats.seconds.get("itm", 0.0) + stats.seconds.get("itc", 0.0), stats.scored)
+        vision_cost = self.ledger.cost(f"stage2-vision|{reranker.model_key}", stats.seconds.get("vision", 0.0),
+                                       stats.images_encoded)
+        self.costs[f"stage2{'@' + variant if variant else ''}"] = {"pair": pair_cost.as_dict(),
+                                                                   "vision_image": vision_cost.as_dict()}
+        self.counts[f"stage2{'@' + variant if variant else ''}"] = {
+            "depth": kmax, "candidate_slots": candidate_slots, "unique_pairs": int(len(pairs.pairs)),
+            "unique_keys": stats.unique_keys, "pairs_scored": stats.scored, "pairs_from_cache": stats.cache_hits,
+            "images_encoded": stats.images_encoded, "qformer_batches": stats.qformer_batches,
+            "oom_events": [vars(e) for e in stats.oom_events],
+            "skipped_images": [{"id": i, "reason": r} for i, r in stats.skipped]}
+        return stats.seconds.get("total", 0.0), {"pair": pair_cost, "vision": vision_cost}
+
+    def run_stage1_setting(self, variant: str, s1cfg: Stage1Config, bench: Benchmark,
+                           reranker: Optional[Reranker]) -> None:
+        """Stage 1, stage 2 at the largest depth, then every cell of the grid for one stage-1 setting."""
+        ab = self.cfg.ablation
+        tag = f"@{variant}" if variant else ""
+        t0 = time.perf_counter()
+        s1 = run_stage1(s1cfg, bench.images, [c.text for c in bench.captions])
+        stage1_seconds = time.perf_counter() - t0
+        data = _direction_data(bench, s1)
+        key1 = _stage1_key(s1cfg, s1.encoder, bench)
+        text_cost = self.ledger.cost(f"stage1-text|{key1}", s1.texts.seconds, s1.texts.encoded_items)
+        image_cost = self.ledger.cost(f"stage1-image|{key1}", s1.images.seconds, s1.images.encoded_items)
+        search = {d: s1.candidates[d].search_seconds / max(1, len(data[d].ids)) for d in ("t2i", "i2t")}
+        ms1 = stage1_latency(text_cost, image_cost, search)
+        self.costs[f"stage1{tag}"] = {"text": text_cost.as_dict(), "image": image_cost.as_dict(),
+                                      "search_seconds_per_query": search}
+        self.counts[f"stage1{tag}"] = s1.summary()
+        self.timings[f"stage1{tag}"] = {
+            "total_seconds": stage1_seconds, "encode_images_seconds": s1.images.seconds,
+            "encode_texts_seconds": s1.texts.seconds,
+            "index_build_seconds": {d: s1.candidates[d].build_seconds for d in ("t2i", "i2t")},
+            "search_seconds": {d: s1.candidates[d].search_seconds for d in ("t2i", "i2t")},
+            "ms_per_query": ms1}
+        self._add_cell(setting_key("stage1", variant), f"stage 1{tag} (dual encoder)", None, 0, variant,
+                       {d: data[d].ids for d in ("t2i", "i2t")}, data, ms1)
+
+        depths = main_depths(ab.depths)  # a direction whose list is shorter than k reranks all of it
+        if reranker is None or not depths:
+            return
+        rerank_seconds, costs = self._stage2_scores(reranker, bench, data, depths[-1], variant)
+        t0 = time.perf_counter()
+        for rule in ab.rules:
+            fusion = ab.fusion(rule)
+            for k in depths:
+                key = setting_key("stage2", variant, rule, k)
+                ranked = rerank_both(data, fusion, k)
+                self._add_cell(key, f"rerank{tag} {rule} k={k}", rule, k, variant, ranked, data,
+                               stage2_latency(ms1, costs["pair"], costs["vision"], k))
+        grid_seconds = time.perf_counter() - t0
+        self.timings[f"stage2{tag}"] = {
+            "rerank_seconds_at_max_depth": rerank_seconds, "grid_derivation_seconds": grid_seconds,
+            "cells": len(ab.rules) * len(depths), "max_depth": depths[-1],
+            "grid_cost_ratio": (rerank_seconds + grid_seconds) / rerank_seconds if rerank_seconds > 0 else None}
+
+    def write_results(self, bench: Benchmark, total_seconds: float) -> Path:
+        """results.json (atomic write) with every section of the schema."""
+        self.counts["dataset"] = bench.summary()
+        self.counts["skipped_items"] = [s.as_dict() for s in bench.skipped]
+        self.timings["total_seconds"] = total_seconds
+        payload = {
+            "experiment": self.cfg.experiment, "metrics": self.metrics, "settings": self.settings,
+            "curves": self.curves, "timings": self.timings, "counts": self.counts, "costs": self.costs,
+            "provenance": provenance(to_dict(self.cfg), self.cfg.seed, REPO_ROOT),
+        }
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / "results.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+
+def run_experiment(cfg: ExperimentConfig) -> Path:
+    """Run every stage-1 setting and its grid; returns the path of results.json (tables/plots beside it)."""
+    import torch
+
+    from eval.report.build import build_report
+
+    start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    run = ExperimentRun(cfg)
+    t0 = time.perf_counter()
+    bench = load_benchmark(run.cfg.dataset)
+    run.timings["load_data_seconds"] = time.perf_counter() - t0
+    if run.cfg.write_trec:
+        write_qrels_files(run.runs_dir, _qrels_data(bench))
+    needs_stage2 = run.cfg.stage2 is not None and any(k > 0 for k in run.cfg.ablation.depths)
+    reranker = load_reranker(run.cfg.stage2) if needs_stage2 else None
+    try:
+        for variant, s1cfg in run.cfg.stage1_settings().items():
+            run.run_stage1_setting(variant, s1cfg, bench, reranker)
+    finally:
+        if reranker is not None:
+            reranker.close()
+    path = run.write_results(bench, time.perf_counter() - start)
+    build_report([path])
+    log.info("results written to %s", path.parent)
+    return path
+
+
+def _qrels_data(bench: Benchmark) -> dict[str, DirectionData]:
+    """Ground truth of both directions over all captions and images (for the qrels files)."""
+    image_ids = [i.id for i in bench.images]
+    caption_ids = [c.id for c in bench.captions]
+    empty = np.zeros((0, 0), dtype=np.int64)
+    return {"t2i": DirectionData(empty, empty, np.arange(len(caption_ids)), bench.text_to_image(), caption_ids,
+                                 image_ids),
+            "i2t": DirectionData(empty, empty, np.arange(len(image_ids)), bench.image_to_texts(), image_ids,
+                                 caption_ids)}
