@@ -167,10 +167,6 @@ def load_hf(cfg: DatasetConfig) -> Benchmark:
     path_mode = isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")
     if isinstance(feature, datasets.Image):
         ds = ds.cast_column(cfg.image_column, datasets.Image(decode=False))
-    if cfg.split_column and cfg.split is not None:
-        ds = ds.filter(lambda value: value == cfg.split, input_columns=cfg.split_column)
-        if len(ds) == 0:
-            raise BadInputError(f"{source}: no rows with {cfg.split_column}={cfg.split!r}")
     if path_mode and cfg.root is None:
         raise ValueError(f"{source}: column {cfg.image_column!r} holds image paths; set 'root' to their folder")
     key = str(Path(name).resolve()) if Path(name).is_dir() else name
@@ -178,10 +174,16 @@ def load_hf(cfg: DatasetConfig) -> Benchmark:
     bad = BadInputLog(cfg.on_bad_input)
     reader = _RowReader(cfg, source, None if path_mode else EmbeddedImageWriter(cache), bad)
     index = 0
+    selected = 0
     for batch in ds.select_columns(wanted).iter(batch_size=BATCH_ROWS):
         for values in zip(*(batch[c] for c in wanted)):
-            reader.add_row(dict(zip(wanted, values)), index)
+            row = dict(zip(wanted, values))
+            if cfg.split_column is None or cfg.split is None or row[cfg.split_column] == cfg.split:
+                reader.add_row(row, index)  # index: row number in the whole dataset
+                selected += 1
             index += 1
+    if not selected and cfg.split_column and cfg.split is not None:
+        raise BadInputError(f"{source}: no rows with {cfg.split_column}={cfg.split!r}")
     root = cfg.required_path("root") if path_mode else cache
     label = cfg.split if (cfg.split_column and cfg.split is not None) else hf_split
     opts = AssembleOptions(cfg.name or Path(name).name, label, root, cfg.language_or("en"), cfg.limit,

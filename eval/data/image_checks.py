@@ -53,7 +53,7 @@ class VerifiedImageCache:
         try:
             data = json.loads(cache_file.read_text(encoding="utf-8"))
             if data.get("version") == CACHE_VERSION:
-                self.entries = {str(k): list(v) for k, v in data["ok"].items()}
+                self.entries = dict(data["ok"])
         except (OSError, ValueError, KeyError, AttributeError):
             self.entries = {}
 

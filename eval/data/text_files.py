@@ -27,6 +27,13 @@ TableFormat = Literal["csv", "tsv", "jsonl"]
 SUFFIX_FORMATS: dict[str, TableFormat] = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl"}
 
 
+# csv.reader settings per delimited format: TSV has no quoting (a '"' is an ordinary character).
+CSV_DIALECTS: dict[str, dict[str, Any]] = {
+    "csv": {},
+    "tsv": {"delimiter": "\t", "quoting": csv.QUOTE_NONE},
+}
+
+
 @dataclass(frozen=True)
 class TableRow:
     """One data record: ``index`` (0-based among data records), ``line`` (1-based physical line)."""
@@ -84,11 +91,7 @@ def _delimited_rows(path: Path, fmt: TableFormat, required: Sequence[str],
     if not lines:
         raise BadInputError(f"{path}: empty file (expected a header line)")
     numbers = [n for n, _ in lines]
-    texts = (t for _, t in lines)
-    if fmt == "tsv":
-        reader = csv.reader(texts, delimiter="\t", quoting=csv.QUOTE_NONE)
-    else:
-        reader = csv.reader(texts)
+    reader = csv.reader((t for _, t in lines), **CSV_DIALECTS[fmt])
     header = [h.strip() for h in next(reader)]
     require_columns(path, header, required)
     index = 0
@@ -133,6 +136,5 @@ def read_table(path: Path, required: Sequence[str], bad: BadInputLog,
                fmt: TableFormat | None = None) -> list[TableRow]:
     """All data rows of a CSV/TSV/JSONL file that has the ``required`` columns (see module doc)."""
     fmt = fmt or table_format(path)
-    if fmt == "jsonl":
-        return list(_jsonl_rows(path, required, bad))
-    return list(_delimited_rows(path, fmt, required, bad))
+    rows = _jsonl_rows(path, required, bad) if fmt == "jsonl" else _delimited_rows(path, fmt, required, bad)
+    return list(rows)

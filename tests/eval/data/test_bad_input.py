@@ -7,6 +7,8 @@ import pytest
 from PIL import Image
 
 from eval.data import image_checks
+from eval.data.assemble import RootedPaths
+from eval.data.bad_input import resolve_under
 from eval.data.benchmark import BadInputError, ImageItem
 from eval.data.dataset_config import DatasetConfig
 from eval.data.tabular import load_table
@@ -182,3 +184,17 @@ def test_without_verification_bad_file_fails_when_opened(root, cache_dir):
     bench = load(root, cache_dir, ["bad.jpg,x"], verify_images=False)
     with pytest.raises(BadInputError, match=r"cannot decode image .*bad\.jpg"):
         bench.images[0].open()
+
+
+def test_rooted_paths_agree_with_resolve_under(tmp_path):
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (root / "link_out").symlink_to(tmp_path / "elsewhere")
+    (root / "file_link").symlink_to(tmp_path / "elsewhere" / "x.jpg")
+    (root / "sub" / "in_link").symlink_to(root / "sub")
+    refs = ["a.jpg", "sub/a.jpg", "sub/../a.jpg", "../x.jpg", "sub/../../x.jpg", "/etc/passwd",
+            str(root / "sub" / "a.jpg"), "link_out/x.jpg", "file_link", "sub/in_link/a.jpg", ".", "sub/..", ".."]
+    paths = RootedPaths(root)
+    assert [paths.resolve(r) for r in refs] == [resolve_under(root, r) for r in refs]
+    assert paths.resolve("link_out/x.jpg") is None and paths.resolve("sub/in_link/a.jpg") == (root / "sub" / "a.jpg").resolve()
