@@ -1,0 +1,171 @@
+"""Typed configuration of stage 1: encoder, index and the stage as a whole.
+
+Plain dataclasses, validated in ``__post_init__``; they nest under the experiment config's
+``stage1:`` key and are built by ``eval.typed_config.from_dict`` (so only str, int, float, bool,
+Path, Literal, Optional, list, dict and nested dataclasses are used).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+PreprocessMode = Literal["model", "seed_rule"]
+IndexType = Literal["flat", "ivfpq", "hnsw", "torch"]
+OnBadInput = Literal["error", "skip"]
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass
+class EncoderConfig:
+    """Which dual encoder to load and how to run it.
+
+    Attributes:
+        backend: backend name, a key of ``stage1_dual.encoders.ENCODER_BACKENDS``
+            (``open_clip`` or ``hf_clip``).
+        model: open_clip: an architecture name (``ViT-B-32``) or ``hf-hub:org/repo``;
+            hf_clip: a hub id (``openai/clip-vit-base-patch32``, ``OFA-Sys/chinese-clip-vit-base-patch16``)
+            or a local directory written by ``save_pretrained``.
+        pretrained: open_clip only: a pretrained tag (``laion2b_s34b_b79k``) or a local checkpoint file
+            (state dict, ``.pt``/``.bin``/``.safetensors``); None = random weights (seeded by ``seed``).
+        revision: hub revision (branch, tag or commit) for hub ids; None = the default branch.
+        precision: ``auto`` = fp16 autocast on CUDA, fp32 on CPU; ``fp16``/``bf16`` autocast on CUDA
+            only (CPU always runs fp32; the effective precision is part of the cache key).
+        device: ``auto`` (cuda if available, else cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        batch_size: images or texts per forward pass.
+        num_workers: DataLoader worker processes decoding and preprocessing images (0 = in process).
+        preprocess: ``model`` = the model's own image preprocessing; ``seed_rule`` = aspect under 2:1
+            stretched to square, over 2:1 the long side centre-cropped to 2:1 first, bicubic resize to
+            the model's input size, then the model's normalisation.
+        seed: torch seed used to initialise random-weight models (pretrained None), for reproducibility.
+        hub_cache_dir: Hugging Face / open_clip download cache; None = the libraries' defaults.
+        hub_probe_timeout_s: seconds to wait when probing whether the model hub is reachable before a
+            download (a missing model then fails fast instead of retrying for ~25 s).
+    """
+
+    backend: str = "open_clip"
+    model: str = "ViT-B-32"
+    pretrained: Optional[str] = None
+    revision: Optional[str] = None
+    precision: Precision = "auto"
+    device: str = "auto"
+    batch_size: int = 64
+    num_workers: int = 2
+    preprocess: PreprocessMode = "model"
+    seed: int = 0
+    hub_cache_dir: Optional[Path] = None
+    hub_probe_timeout_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        _require(bool(self.backend), "encoder.backend must be a non-empty backend name")
+        _require(bool(self.model), "encoder.model must be a non-empty model name or path")
+        _require(self.precision in ("auto", "fp32", "fp16", "bf16"),
+                 f"encoder.precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
+        _require(bool(_DEVICE_PATTERN.match(self.device)),
+                 f"encoder.device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
+        _require(self.batch_size >= 1, f"encoder.batch_size must be >= 1, got {self.batch_size}")
+        _require(self.num_workers >= 0, f"encoder.num_workers must be >= 0, got {self.num_workers}")
+        _require(self.preprocess in ("model", "seed_rule"),
+                 f"encoder.preprocess must be model or seed_rule, got {self.preprocess!r}")
+        _require(self.hub_probe_timeout_s > 0, "encoder.hub_probe_timeout_s must be > 0")
+
+
+@dataclass
+class IndexConfig:
+    """Nearest-neighbour index over L2-normalised embeddings (inner product = cosine).
+
+    Attributes:
+        type: ``flat`` (faiss IndexFlatIP, exact), ``ivfpq`` (faiss IVF + product quantisation,
+            approximate, optionally re-ranked exactly), ``hnsw`` (faiss HNSW graph, approximate) or
+            ``torch`` (exact chunked matmul + top-k on any torch device).
+        use_gpu: ``auto`` = GPU when faiss has GPU support and a GPU is present (torch: when CUDA is
+            available), else CPU; true = require a GPU (error otherwise); false = CPU.
+        gpu_shard: with several GPUs, shard the index over them (true) or replicate it (false).
+        num_gpus: how many GPUs to use for faiss (0 = all visible).
+        ivf_nlist: IVF cells; clamped to gallery_size // 39 for small galleries (recorded).
+        ivf_nprobe: IVF cells visited per query (clamped to the effective nlist).
+        ivf_train_size: gallery vectors sampled to train IVF/PQ; 0 = min(gallery, 50 * nlist).
+        ivf_kmeans_iters: k-means iterations of the coarse quantiser.
+        pq_m: PQ sub-quantisers (must divide the embedding dimension).
+        pq_nbits: bits per PQ code (8; or 4 with ``pq_fast_scan``).
+        pq_fast_scan: use faiss's SIMD fast-scan PQ (requires ``pq_nbits`` 4; CPU only).
+        refine_factor: re-rank the top ``refine_factor * k`` PQ results exactly against the stored
+            float vectors (faiss IndexRefineFlat); 0 = no re-ranking.
+        hnsw_m: HNSW neighbours per node.
+        hnsw_ef_construction: HNSW build-time beam width.
+        hnsw_ef_search: HNSW search-time beam width (raised to k when smaller).
+        torch_query_chunk: torch backend: queries scored per matmul.
+        torch_gallery_chunk: torch backend: gallery rows scored per matmul (running top-k merge).
+        seed: seed of the training sample and k-means.
+    """
+
+    type: IndexType = "flat"
+    use_gpu: Union[Literal["auto"], bool] = "auto"
+    gpu_shard: bool = False
+    num_gpus: int = 0
+    ivf_nlist: int = 4096
+    ivf_nprobe: int = 64
+    ivf_train_size: int = 0
+    ivf_kmeans_iters: int = 10
+    pq_m: int = 64
+    pq_nbits: int = 8
+    pq_fast_scan: bool = False
+    refine_factor: int = 4
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 256
+    torch_query_chunk: int = 1024
+    torch_gallery_chunk: int = 65536
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.type in ("flat", "ivfpq", "hnsw", "torch"),
+                 f"index.type must be flat, ivfpq, hnsw or torch, got {self.type!r}")
+        _require(self.use_gpu in ("auto", True, False),
+                 f"index.use_gpu must be auto, true or false, got {self.use_gpu!r}")
+        for name in ("ivf_nlist", "ivf_nprobe", "ivf_kmeans_iters", "pq_m", "hnsw_m",
+                     "hnsw_ef_construction", "hnsw_ef_search", "torch_query_chunk", "torch_gallery_chunk"):
+            _require(getattr(self, name) >= 1, f"index.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("num_gpus", "ivf_train_size", "refine_factor"):
+            _require(getattr(self, name) >= 0, f"index.{name} must be >= 0, got {getattr(self, name)}")
+        _require(self.pq_nbits in (4, 5, 6, 7, 8), f"index.pq_nbits must be 4..8, got {self.pq_nbits}")
+        _require(not self.pq_fast_scan or self.pq_nbits == 4,
+                 "index.pq_fast_scan needs pq_nbits: 4")
+
+
+@dataclass
+class Stage1Config:
+    """Stage 1 of an experiment: encoder, index, candidate depth, caching and bad-input policy.
+
+    Attributes:
+        encoder: the dual encoder (see :class:`EncoderConfig`).
+        index: the search index (see :class:`IndexConfig`).
+        depth: candidates per query (N); larger than a gallery is clamped to its size (recorded).
+        cache_dir: embedding cache root; None = no cache (always encode).
+        cache_shard_size: items per cache shard; an interrupted encode resumes from finished shards.
+        on_bad_input: an image that cannot be opened or preprocessed: ``error`` raises naming the
+            file; ``skip`` leaves it out of the gallery and the queries and records it.
+    """
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    depth: int = 100
+    cache_dir: Optional[Path] = None
+    cache_shard_size: int = 4096
+    on_bad_input: OnBadInput = "error"
+
+    def __post_init__(self) -> None:
+        _require(self.depth >= 1, f"stage1.depth must be >= 1, got {self.depth}")
+        _require(self.cache_shard_size >= 1,
+                 f"stage1.cache_shard_size must be >= 1, got {self.cache_shard_size}")
+        _require(self.on_bad_input in ("error", "skip"),
+                 f"stage1.on_bad_input must be error or skip, got {self.on_bad_input!r}")

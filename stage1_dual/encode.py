@@ -1,0 +1,208 @@
+"""Batched encoding of images and texts, shard by shard, through the embedding cache.
+
+Images are decoded and preprocessed by a torch DataLoader (``num_workers`` processes); an image
+that fails to open or preprocess follows ``on_bad_input``: ``error`` raises :class:`BadImageError`
+naming it (the reason carries the file name from ``open()``), ``skip`` leaves it out and records
+it. Results keep input order; ``positions`` says which inputs have a row.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from stage1_dual.embedding_cache import CacheEntry, EmbeddingCache, ShardData, items_digest
+from stage1_dual.preprocess import build_image_transform
+from stage1_dual.protocols import BadImageError, DualEncoder, ImageRef
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SkippedImage:
+    """An image left out under ``on_bad_input="skip"``: input position, id, and why."""
+
+    position: int
+    id: str
+    reason: str
+
+
+@dataclass
+class EncodedImages:
+    """Image embeddings in input order, for the images that could be encoded.
+
+    ``embeddings`` float32 ``[n_ok, D]`` (rows L2-normalised); ``positions`` int64 ``[n_ok]``: input
+    position of each row; ``ids``: their ids; ``skipped``: the images left out; ``cached_items`` /
+    ``encoded_items``: how many inputs came from the cache / went through the encoder.
+    """
+
+    embeddings: np.ndarray
+    positions: np.ndarray
+    ids: list[str]
+    skipped: list[SkippedImage] = field(default_factory=list)
+    cached_items: int = 0
+    encoded_items: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class EncodedTexts:
+    """Text embeddings float32 ``[n, D]`` (rows L2-normalised) in input order, with cache counts."""
+
+    embeddings: np.ndarray
+    cached_items: int = 0
+    encoded_items: int = 0
+    seconds: float = 0.0
+
+
+class _ImageDataset(Dataset):
+    """Items ``(position, tensor or None, error text)`` for the given input positions."""
+
+    def __init__(self, images: Sequence[ImageRef], positions: Sequence[int],
+                 transform: Callable[[Any], torch.Tensor]) -> None:
+        self.images = images
+        self.positions = list(positions)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, i: int) -> tuple[int, Optional[torch.Tensor], str]:
+        position = self.positions[i]
+        try:
+            return position, self.transform(self.images[position].open()), ""
+        except Exception as exc:  # noqa: BLE001 - any failure is a bad input, handled by policy
+            return position, None, f"{type(exc).__name__}: {exc}"
+
+
+def _collate(samples: list[tuple[int, Optional[torch.Tensor], str]]) -> tuple[list[int], Optional[torch.Tensor], list[tuple[int, str]]]:
+    good = [(p, t) for p, t, _ in samples if t is not None]
+    failures = [(p, e) for p, t, e in samples if t is None]
+    pixels = torch.stack([t for _, t in good]) if good else None
+    return [p for p, _ in good], pixels, failures
+
+
+def _safe_fingerprint(image: ImageRef) -> str:
+    try:
+        return image.fingerprint()
+    except Exception as exc:  # noqa: BLE001 - the image is judged when opened
+        return f"unreadable:{image.id}:{type(exc).__name__}"
+
+
+def _concat(shards: list[ShardData], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    rows = [s.embeddings for s in shards if len(s.positions)]
+    embeddings = np.concatenate(rows).astype(np.float32, copy=False) if rows else np.zeros((0, dim), np.float32)
+    positions = np.concatenate([s.positions for s in shards]).astype(np.int64) if shards else np.zeros(0, np.int64)
+    return embeddings, positions
+
+
+def _open_entry(cache: Optional[EmbeddingCache], kind: str, material: dict[str, Any], n: int,
+                shard_size: int) -> Optional[CacheEntry]:
+    return cache.entry(kind, material, n, shard_size) if cache is not None else None
+
+
+def encode_images(encoder: DualEncoder, images: Sequence[ImageRef], *, preprocess: str = "model",
+                  batch_size: int = 64, num_workers: int = 0, on_bad_input: str = "error",
+                  cache: Optional[EmbeddingCache] = None, shard_size: int = 4096) -> EncodedImages:
+    """Encode ``images`` (see module docstring); cached shards are loaded, missing ones encoded and saved."""
+    if on_bad_input not in ("error", "skip"):
+        raise ValueError(f"on_bad_input must be error or skip, got {on_bad_input!r}")
+    start = time.perf_counter()
+    transform, preprocess_text = build_image_transform(encoder, preprocess)
+    material = {"encoder": encoder.fingerprint(), "precision": encoder.precision, "preprocess": preprocess_text,
+                "items": items_digest(_safe_fingerprint(image) for image in images)}
+    entry = _open_entry(cache, "images", material, len(images), shard_size)
+    num_shards = entry.num_shards if entry else max(1, -(-len(images) // shard_size))
+    shards: list[ShardData] = []
+    cached = encoded = 0
+    with tqdm(total=len(images), desc="encode images", unit="img") as bar:
+        for index in range(num_shards):
+            lo, hi = index * shard_size, min((index + 1) * shard_size, len(images))
+            if entry is not None and entry.has_shard(index):
+                shard = entry.load_shard(index)
+                cached += hi - lo
+                bar.update(hi - lo)
+            else:
+                shard = _encode_image_shard(encoder, images, range(lo, hi), transform, batch_size,
+                                            num_workers, on_bad_input, bar)
+                encoded += hi - lo
+                if entry is not None:
+                    entry.save_shard(index, shard)
+            if on_bad_input == "error" and shard.skipped:
+                first = shard.skipped[0]
+                raise BadImageError(f"image {first['id']!r} (cached as skipped by an earlier on_bad_input=skip run): "
+                                    f"{first['reason']}")
+            shards.append(shard)
+    embeddings, positions = _concat(shards, encoder.embed_dim)
+    skipped = [SkippedImage(int(s["position"]), s["id"], s["reason"]) for shard in shards for s in shard.skipped]
+    if skipped:
+        log.warning("skipped %d image(s) that could not be encoded; first: %s", len(skipped), skipped[0])
+    result = EncodedImages(embeddings, positions, [images[int(p)].id for p in positions], skipped,
+                           cached_items=cached, encoded_items=encoded, seconds=time.perf_counter() - start)
+    if entry is not None:
+        entry.mark_complete({"rows": int(len(positions)), "skipped": len(skipped)})
+    return result
+
+
+def _encode_image_shard(encoder: DualEncoder, images: Sequence[ImageRef], positions: range,
+                        transform: Callable[[Any], torch.Tensor], batch_size: int, num_workers: int,
+                        on_bad_input: str, bar: tqdm) -> ShardData:
+    loader = DataLoader(_ImageDataset(images, positions, transform), batch_size=batch_size, shuffle=False,
+                        num_workers=num_workers, collate_fn=_collate,
+                        pin_memory=encoder.device.type == "cuda")
+    rows: list[torch.Tensor] = []
+    kept: list[int] = []
+    skipped: list[dict[str, Any]] = []
+    for batch_positions, pixels, failures in loader:
+        for position, reason in failures:
+            if on_bad_input == "error":
+                raise BadImageError(f"image {images[position].id!r} (input position {position}) could not be "
+                                    f"encoded: {reason} (set on_bad_input: skip to leave such images out)")
+            skipped.append({"position": position, "id": images[position].id, "reason": reason})
+        if pixels is not None:
+            rows.append(encoder.encode_images(pixels))
+            kept.extend(batch_positions)
+        bar.update(len(batch_positions) + len(failures))
+    embeddings = torch.cat(rows).numpy() if rows else np.zeros((0, encoder.embed_dim), np.float32)
+    return ShardData(embeddings.astype(np.float32, copy=False), np.asarray(kept, np.int64), skipped)
+
+
+def encode_texts(encoder: DualEncoder, texts: Sequence[str], *, batch_size: int = 256,
+                 cache: Optional[EmbeddingCache] = None, shard_size: int = 4096) -> EncodedTexts:
+    """Encode ``texts`` in input order; cached shards are loaded, missing ones encoded and saved."""
+    start = time.perf_counter()
+    texts = [str(t) for t in texts]
+    material = {"encoder": encoder.fingerprint(), "precision": encoder.precision, "items": items_digest(texts)}
+    entry = _open_entry(cache, "texts", material, len(texts), shard_size)
+    num_shards = entry.num_shards if entry else max(1, -(-len(texts) // shard_size))
+    shards: list[ShardData] = []
+    cached = encoded = 0
+    with tqdm(total=len(texts), desc="encode texts", unit="txt") as bar:
+        for index in range(num_shards):
+            lo, hi = index * shard_size, min((index + 1) * shard_size, len(texts))
+            if entry is not None and entry.has_shard(index):
+                shards.append(entry.load_shard(index))
+                cached += hi - lo
+                bar.update(hi - lo)
+                continue
+            rows = []
+            for b in range(lo, hi, batch_size):
+                rows.append(encoder.encode_texts(texts[b:min(b + batch_size, hi)]))
+                bar.update(min(b + batch_size, hi) - b)
+            embeddings = torch.cat(rows).numpy() if rows else np.zeros((0, encoder.embed_dim), np.float32)
+            shard = ShardData(embeddings.astype(np.float32, copy=False), np.arange(lo, hi, dtype=np.int64))
+            if entry is not None:
+                entry.save_shard(index, shard)
+            shards.append(shard)
+            encoded += hi - lo
+    embeddings, _ = _concat(shards, encoder.embed_dim)
+    if entry is not None:
+        entry.mark_complete({"rows": int(len(embeddings))})
+    return EncodedTexts(embeddings, cached_items=cached, encoded_items=encoded, seconds=time.perf_counter() - start)

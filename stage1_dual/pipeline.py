@@ -1,0 +1,60 @@
+"""Stage 1 end to end from a :class:`Stage1Config`: load encoder, encode (cached), index, candidates."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from stage1_dual.config import Stage1Config
+from stage1_dual.embedding_cache import EmbeddingCache
+from stage1_dual.encode import EncodedImages, EncodedTexts, encode_images, encode_texts
+from stage1_dual.encoders import load_encoder
+from stage1_dual.protocols import DualEncoder, ImageRef
+from stage1_dual.retrieve import Candidates, retrieve_both_directions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stage1Result:
+    """Embeddings of both sides and the candidates of both directions (``candidates["t2i"|"i2t"]``)."""
+
+    images: EncodedImages
+    texts: EncodedTexts
+    candidates: dict[str, Candidates]
+    encoder: str
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready counts, skips and timings (for results.json)."""
+        return {
+            "encoder": self.encoder,
+            "images": {"rows": int(len(self.images.positions)), "skipped": [vars(s) for s in self.images.skipped],
+                       "cached_items": self.images.cached_items, "encoded_items": self.images.encoded_items,
+                       "seconds": self.images.seconds},
+            "texts": {"rows": int(len(self.texts.embeddings)), "cached_items": self.texts.cached_items,
+                      "encoded_items": self.texts.encoded_items, "seconds": self.texts.seconds},
+            "candidates": {name: c.summary() for name, c in self.candidates.items()},
+        }
+
+
+def encode_with_cache(encoder: DualEncoder, cfg: Stage1Config, images: Sequence[ImageRef],
+                      texts: Sequence[str]) -> tuple[EncodedImages, EncodedTexts]:
+    """Encode images and texts as ``cfg`` says (batching, workers, preprocessing, cache, bad-input policy)."""
+    cache = EmbeddingCache(cfg.cache_dir) if cfg.cache_dir is not None else None
+    encoded_images = encode_images(encoder, images, preprocess=cfg.encoder.preprocess,
+                                   batch_size=cfg.encoder.batch_size, num_workers=cfg.encoder.num_workers,
+                                   on_bad_input=cfg.on_bad_input, cache=cache, shard_size=cfg.cache_shard_size)
+    encoded_texts = encode_texts(encoder, texts, batch_size=cfg.encoder.batch_size, cache=cache,
+                                 shard_size=cfg.cache_shard_size)
+    return encoded_images, encoded_texts
+
+
+def run_stage1(cfg: Stage1Config, images: Sequence[ImageRef], texts: Sequence[str],
+               encoder: Optional[DualEncoder] = None) -> Stage1Result:
+    """Load the encoder (unless given), encode both sides, retrieve both directions at ``cfg.depth``."""
+    encoder = encoder if encoder is not None else load_encoder(cfg.encoder)
+    encoded_images, encoded_texts = encode_with_cache(encoder, cfg, images, texts)
+    candidates = retrieve_both_directions(encoded_images.embeddings, encoded_texts.embeddings, cfg.index, cfg.depth,
+                                          image_positions=encoded_images.positions)
+    return Stage1Result(encoded_images, encoded_texts, candidates, encoder.fingerprint())

@@ -1,0 +1,80 @@
+"""What stage 1 needs from its inputs and from a dual encoder, and its error types.
+
+Stage 1 never imports ``eval``: images come in as any objects satisfying :class:`ImageRef`
+(eval's ``ImageItem`` does), texts as plain strings.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol, Sequence, runtime_checkable
+
+import torch
+from PIL import Image
+
+
+class Stage1Error(ValueError):
+    """Base class of stage-1 errors (a ValueError, so config-level handlers catch it too)."""
+
+
+class UnknownBackendError(Stage1Error):
+    """A backend name that is not in the backend dict; the message lists the known ones."""
+
+
+class ModelNotFoundError(Stage1Error, FileNotFoundError):
+    """A model or checkpoint that is neither local nor in the hub cache, with the hub out of reach.
+
+    The message says what was looked for, where, and how to provide it.
+    """
+
+
+class BadImageError(Stage1Error):
+    """An image that could not be opened or preprocessed under ``on_bad_input="error"``."""
+
+
+@runtime_checkable
+class ImageRef(Protocol):
+    """An image reference: a unique ``id``, ``open()`` -> RGB PIL image (raises naming the file when
+    it cannot), and ``fingerprint()`` -> a content hash used as cache key."""
+
+    @property
+    def id(self) -> str: ...
+
+    def open(self) -> Image.Image: ...
+
+    def fingerprint(self) -> str: ...
+
+
+@runtime_checkable
+class DualEncoder(Protocol):
+    """An image tower and a text tower mapping into one embedding space.
+
+    Contract:
+    - ``encode_images(pixels)``: float ``[B, 3, H, W]`` (output of ``image_transform()``, stacked)
+      -> float32 CPU tensor ``[B, embed_dim]``, rows L2-normalised; no gradients.
+    - ``encode_texts(texts)``: list of B strings -> float32 CPU tensor ``[B, embed_dim]``, rows
+      L2-normalised; no gradients.
+    - ``image_transform()``: the model's own PIL -> ``[3, H, W]`` preprocessing (picklable).
+    - ``image_size`` (H, W), ``image_mean``, ``image_std``: the model's input size and
+      normalisation (used by the seed-rule preprocessing).
+    - ``fingerprint()``: identity of model + weights (hub id + revision, or weights file hash, or a
+      hash of randomly initialised parameters); ``preprocess_description()``: a stable text
+      describing ``image_transform()``. Both key the embedding cache.
+    - ``precision``: effective autocast precision (``fp32``, ``fp16``, ``bf16``); ``device``.
+    """
+
+    embed_dim: int
+    image_size: tuple[int, int]
+    image_mean: tuple[float, float, float]
+    image_std: tuple[float, float, float]
+    precision: str
+    device: torch.device
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor: ...
+
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor: ...
+
+    def image_transform(self) -> Callable[[Image.Image], torch.Tensor]: ...
+
+    def fingerprint(self) -> str: ...
+
+    def preprocess_description(self) -> str: ...
