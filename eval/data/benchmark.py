@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +56,19 @@ def open_rgb(path: Path) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL palette-transparency warnings
-            previous = ImageFile.LOAD_TRUNCATED_IMAGES
-            ImageFile.LOAD_TRUNCATED_IMAGES = False
-            try:
-                with Image.open(path) as img:
-                    img.seek(0)
-                    img.load()
-                    has_alpha = img.mode in ("RGBA", "LA", "PA") or (
-                        img.mode == "P" and "transparency" in img.info
-                    )
-                    if has_alpha:
-                        rgba = img.convert("RGBA")
-                        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                        canvas.alpha_composite(rgba)
-                        return canvas.convert("RGB")
-                    return img.convert("RGB")
-            finally:
-                ImageFile.LOAD_TRUNCATED_IMAGES = previous
+            with Image.open(path) as img:
+                img.seek(0)
+                img.load()  # raises on truncated files (unless the caller set LOAD_TRUNCATED_IMAGES)
+                has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+                if has_alpha:
+                    rgba = img.convert("RGBA")
+                    canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                    canvas.alpha_composite(rgba)
+                    return canvas.convert("RGB")
+                return img.convert("RGB")
     except FileNotFoundError as exc:
         raise BadInputError(f"image file not found: {path}") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise BadInputError(f"cannot decode image {path}: {exc}") from exc
 
 
