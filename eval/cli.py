@@ -37,12 +37,32 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    user_errors = _user_errors()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    return int(importlib.import_module(args._module).run(args) or 0)
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except user_errors as exc:
+        if args.verbose:
+            raise
+        logging.getLogger("rrbench").error("%s: %s", type(exc).__name__, exc)
+        return 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors caused by the user's config, data or models: reported in one line (``-v`` shows the traceback)."""
+    from eval.data.benchmark import BadInputError
+    from eval.data.hf_datasets import HubUnavailableError
+    from eval.report.results_file import ResultsFileError
+    from eval.typed_config import ConfigError
+    from stage1_dual.protocols import Stage1Error
+    from stage2_rerank.protocols import RerankerLoadError, RerankInputError
+
+    return (ConfigError, BadInputError, HubUnavailableError, ResultsFileError, Stage1Error, RerankerLoadError,
+            RerankInputError, FileNotFoundError)
 
 
 if __name__ == "__main__":

@@ -48,3 +48,10 @@ def test_cli_lists_subcommands(capsys):
         assert name in help_text
     assert main(["config", "--doc"]) == 0
     assert "stage1.encoder.model" in capsys.readouterr().out
+
+
+def test_cli_reports_user_errors_in_one_line(tmp_path, caplog):
+    path = tmp_path / "bad.yaml"
+    path.write_text("experiment: x\ndataset: {format: synthetic}\nstage1: {depht: 3}\n")
+    assert main(["config", str(path)]) == 2
+    assert "unknown key 'stage1.depht'" in caplog.text
