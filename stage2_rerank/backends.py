@@ -102,8 +102,12 @@ def resolve_checkpoint(model: str) -> tuple[str, bool, str]:
 
 
 def build_blip2_itm(model: Blip2ForImageTextRetrieval, processor: Any, config: RerankerConfig,
-                    checkpoint_identity: str) -> RerankerModel:
-    """Wrap a loaded ``Blip2ForImageTextRetrieval`` + processor (parts are moved/cast in place)."""
+                    checkpoint_identity: str, model_dir: Path | None = None) -> RerankerModel:
+    """Wrap a loaded ``Blip2ForImageTextRetrieval`` + processor (parts are moved/cast in place).
+
+    Vision provider: ``config.vision_provider``, else the one the checkpoint names in its config
+    (``rrbench_vision_provider``, written by ``itm_model_spec``), else ``blip2_vit``. ``model_dir``: the local
+    checkpoint directory, for providers that keep their own weights there (``conv_grid``)."""
     if not model.config.qformer_config.use_qformer_text_input:
         raise RerankerLoadError("this BLIP-2 checkpoint has no Q-Former text input "
                                 "(qformer_config.use_qformer_text_input=False): it cannot score ITM")
@@ -111,8 +115,9 @@ def build_blip2_itm(model: Blip2ForImageTextRetrieval, processor: Any, config: R
     vision_dtype = resolve_dtype(config.vision_precision, device, "vision_precision")
     qformer_dtype = resolve_dtype(config.precision, device, "precision")
     source = ProviderSource(device=device, dtype=vision_dtype, checkpoint_identity=checkpoint_identity,
-                            model=model, processor=processor)
-    vision = make_vision_provider(config.vision_provider or "blip2_vit", source)
+                            model=model, processor=processor, model_dir=model_dir)
+    provider = config.vision_provider or getattr(model.config, "rrbench_vision_provider", None) or "blip2_vit"
+    vision = make_vision_provider(provider, source)
     scorer = QFormerItm.from_retrieval_model(model).to(device=device, dtype=qformer_dtype).eval()
     if vision.feature_shape[1] != scorer.encoder_hidden_size:
         raise RerankerLoadError(f"vision features are {vision.feature_shape[1]}-d but the Q-Former "
@@ -135,7 +140,7 @@ def load_blip2_itm(config: RerankerConfig) -> RerankerModel:
                                 f"{len(missing)} weights missing, e.g. {missing[:3]}")
     if local_only is False:
         identity = resolve_checkpoint(config.model)[2]
-    return build_blip2_itm(model.eval(), processor, config, identity)
+    return build_blip2_itm(model.eval(), processor, config, identity, Path(source) if local_only else None)
 
 
 BACKENDS: dict[str, Callable[[RerankerConfig], RerankerModel]] = {

@@ -102,21 +102,28 @@ def check_pairs(pairs: np.ndarray, n_images: int, n_captions: int) -> np.ndarray
 class Reranker:
     """Scores (image, caption) pairs with a loaded backend, using the feature and score caches."""
 
-    def __init__(self, model: RerankerModel, config: RerankerConfig) -> None:
+    def __init__(self, model: RerankerModel, config: RerankerConfig,
+                 features: VisionFeatureCache | None = None) -> None:
+        """``features``: share another reranker's vision feature cache (same vision provider), e.g. to
+        score the same images with the Q-Former at another precision."""
         self.model = model
         self.config = config
         ident = f"{model.backend}|{model.checkpoint_identity}|{model.vision.identity}|len{config.text_max_length}"
         self.model_key = hashlib.sha1(ident.encode()).hexdigest()
         root = config.cache_dir
-        self.features = VisionFeatureCache(model.vision.identity, config.vision_memory_mb * 2**20,
-                                           None if root is None else root / "vision_features")
+        self._owns_features = features is None
+        if features is None:
+            features = VisionFeatureCache(model.vision.identity, config.vision_memory_mb * 2**20,
+                                          None if root is None else root / "vision_features")
+        self.features = features
         self.score_cache = None if root is None else ScoreCache(root / "scores.sqlite", self.model_key,
                                                                 model.precision)
         self.pair_batch_size = config.pair_batch_size
         self.vision_batch_size = config.vision_batch_size
 
     def close(self) -> None:
-        self.features.close()
+        if self._owns_features:
+            self.features.close()
         if self.score_cache is not None:
             self.score_cache.close()
 

