@@ -95,6 +95,8 @@ class IndexConfig:
         ivf_nprobe: IVF cells visited per query (clamped to the effective nlist).
         ivf_train_size: gallery vectors sampled to train IVF/PQ; 0 = min(gallery, 50 * nlist).
         ivf_kmeans_iters: k-means iterations of the coarse quantiser.
+        ivf_by_residual: PQ-encode each vector's residual from its IVF centroid (more accurate) rather
+            than the vector itself.
         pq_m: PQ sub-quantisers (must divide the embedding dimension).
         pq_nbits: bits per PQ code (8; or 4 with ``pq_fast_scan``).
         pq_fast_scan: use faiss's SIMD fast-scan PQ (requires ``pq_nbits`` 4; CPU only).
@@ -116,6 +118,7 @@ class IndexConfig:
     ivf_nprobe: int = 64
     ivf_train_size: int = 0
     ivf_kmeans_iters: int = 10
+    ivf_by_residual: bool = True
     pq_m: int = 64
     pq_nbits: int = 8
     pq_fast_scan: bool = False

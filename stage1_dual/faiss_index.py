@@ -124,6 +124,7 @@ def build_ivfpq(gallery: np.ndarray, cfg: IndexConfig) -> FaissIndex:
         ivf = faiss.IndexIVFPQFastScan(quantizer, d, nlist, cfg.pq_m, 4, faiss.METRIC_INNER_PRODUCT)
     else:
         ivf = faiss.IndexIVFPQ(quantizer, d, nlist, cfg.pq_m, cfg.pq_nbits, faiss.METRIC_INNER_PRODUCT)
+    ivf.by_residual = cfg.ivf_by_residual
     ivf.cp.niter = cfg.ivf_kmeans_iters
     ivf.cp.seed = cfg.seed
     ivf.nprobe = min(cfg.ivf_nprobe, nlist)
@@ -138,7 +139,7 @@ def build_ivfpq(gallery: np.ndarray, cfg: IndexConfig) -> FaissIndex:
     info: dict[str, Any] = {
         "type": "ivfpq", "exact": False, "nlist": nlist, "nlist_requested": cfg.ivf_nlist,
         "nprobe": int(ivf.nprobe), "pq_m": cfg.pq_m, "pq_nbits": 4 if cfg.pq_fast_scan else cfg.pq_nbits,
-        "fast_scan": cfg.pq_fast_scan, "refine_factor": cfg.refine_factor, "train_size": train_size,
+        "fast_scan": cfg.pq_fast_scan, "by_residual": cfg.ivf_by_residual, "refine_factor": cfg.refine_factor, "train_size": train_size,
     }
     moved, keep = _maybe_to_gpu(index, cfg, info, float16_tables=cfg.pq_m >= 56)
     return FaissIndex(moved, info, (quantizer, ivf, index, *keep))

@@ -8,11 +8,13 @@ from stage1_dual.config import EncoderConfig
 from stage1_dual.encoders.base import EncoderParts, TorchDualEncoder
 from stage1_dual.encoders.hf_clip_backend import HFClipEncoder, load_hf_clip
 from stage1_dual.encoders.open_clip_backend import OpenClipEncoder, load_open_clip
+from stage1_dual.encoders.rrbench_dual_backend import RRBenchDualEncoder, load_rrbench_dual
 from stage1_dual.protocols import DualEncoder, UnknownBackendError
 
 ENCODER_BACKENDS: dict[str, Callable[[EncoderConfig], DualEncoder]] = {
     "open_clip": load_open_clip,
     "hf_clip": load_hf_clip,
+    "rrbench_dual": load_rrbench_dual,
 }
 """Backend name -> loader ``(EncoderConfig) -> DualEncoder``."""
 
@@ -25,5 +27,5 @@ def load_encoder(cfg: EncoderConfig) -> DualEncoder:
     return ENCODER_BACKENDS[cfg.backend](cfg)
 
 
-__all__ = ["ENCODER_BACKENDS", "EncoderParts", "HFClipEncoder", "OpenClipEncoder", "TorchDualEncoder",
-           "load_encoder"]
+__all__ = ["ENCODER_BACKENDS", "EncoderParts", "HFClipEncoder", "OpenClipEncoder", "RRBenchDualEncoder",
+           "TorchDualEncoder", "load_encoder"]

@@ -1,0 +1,64 @@
+"""Stage-1 benchmark pieces: synthetic vectors, recall, the search table, encoding throughput, the script."""
+
+from __future__ import annotations
+
+import json
+
+import faiss
+import numpy as np
+import pytest
+
+from scripts.bench_stage1 import main as bench_main
+from stage1_dual.bench.encode_bench import EncodeBenchOptions, run_encode_bench
+from stage1_dual.bench.search_bench import ivf_nlist_for
+from stage1_dual.bench.vectors import VectorSpec, make_gallery_and_queries, recall_at_k
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    faiss_threads = faiss.omp_get_max_threads()
+    import torch
+    torch_threads = torch.get_num_threads()
+    yield
+    faiss.omp_set_num_threads(faiss_threads)
+    torch.set_num_threads(torch_threads)
+
+
+def test_vectors_are_normalised_clustered_and_seeded():
+    spec = VectorSpec(dim=64, num_clusters=10, seed=3)
+    gallery, queries = make_gallery_and_queries(spec, 2000, 50, chunk=300)
+    again, _ = make_gallery_and_queries(spec, 2000, 50, chunk=300)
+    assert gallery.shape == (2000, 64) and queries.shape == (50, 64) and gallery.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(gallery, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(gallery, again)
+    # clustered: a query is much closer to its nearest item than random pairs are to each other
+    nearest = np.max(queries @ gallery.T, axis=1).mean()
+    random_pairs = np.mean(np.sum(gallery[:1000] * gallery[1000:], axis=1))
+    assert nearest > random_pairs + 0.2
+
+
+def test_recall_at_k():
+    exact = np.array([[0, 1, 2, 3], [4, 5, 6, 7]])
+    approx = np.array([[3, 2, 9, -1], [4, 5, 6, 7]])
+    assert recall_at_k(approx, exact) == pytest.approx((2 / 4 + 1) / 2)
+    assert ivf_nlist_for(1_000_000) == 4096 and ivf_nlist_for(25_000) == 512
+
+
+def test_encode_bench_with_tiny_model(tiny_open_clip_name, tmp_path):
+    result = run_encode_bench(EncodeBenchOptions(model=tiny_open_clip_name, images=5, texts=6, batch_size=2,
+                                                 num_workers=0), tmp_path)
+    assert result["images"] == 5 and result["texts"] == 6
+    assert result["images_per_s"] > 0 and result["texts_per_s"] > 0 and result["image_size"] == [32, 32]
+
+
+def test_script_writes_table_and_json(tmp_path):
+    results = bench_main(["--sizes", "3000", "--queries", "200", "--skip-encoding", "--threads", "1",
+                          "--out", str(tmp_path)])
+    rows = {row["index"]: row for row in results["search"]["rows"]}
+    assert set(rows) == {"flat", "torch", "ivfpq", "hnsw"}
+    assert rows["flat"]["recall"] == 1.0 and rows["torch"]["recall"] > 0.999
+    assert rows["ivfpq"]["recall"] > 0.8 and rows["hnsw"]["recall"] > 0.8
+    saved = json.loads((tmp_path / "bench_stage1.json").read_text())
+    assert saved["provenance"]["threads"] == 1 and saved["provenance"]["cpu"]
+    table = (tmp_path / "bench_stage1.md").read_text()
+    assert "| 3,000 | ivfpq |" in table and "not measured in this run" in table
