@@ -126,7 +126,7 @@ class _Step:
             self.queues["images"].push(gather_no_grad(images.detach(), self.accelerator), image_keys)
             self.queues["texts"].push(gather_no_grad(texts.detach(), self.accelerator), text_keys)
         return {"loss": float(loss.detach()), "t2i_loss": float(parts["t2i"]), "i2t_loss": float(parts["i2t"]),
-                "temperature": float(1.0 / self.core.scale())}
+                "temperature": float(1.0 / self.core.scale().detach())}
 
 
 def _mine_partners(model: DualEncoderModel, sources: SplitSources, cfg: TrainConfig, epoch: int,
