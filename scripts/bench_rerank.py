@@ -17,6 +17,8 @@ import logging
 import sys
 from pathlib import Path
 
+import torch
+
 from stage2_rerank.bench_report import render_markdown
 from stage2_rerank.bench_runner import BenchOptions, run_benchmark
 
@@ -28,9 +30,13 @@ def parse_args(argv: list[str]) -> tuple[BenchOptions, Path]:
     for name in ("images", "captions", "depth", "pair_batch_size", "stock_pairs", "stock_batch_size",
                  "lavis_t2i", "lavis_i2t", "parity_pairs", "precision_queries", "seed"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's own); 1 avoids OpenMP stalls on a busy machine")
     parser.add_argument("--out", type=Path, default=Path("results/bench_rerank"))
     args = vars(parser.parse_args(argv))
-    out = args.pop("out")
+    out, threads = args.pop("out"), args.pop("threads")
+    if threads is not None:
+        torch.set_num_threads(threads)
     return BenchOptions(**args), out
 
 

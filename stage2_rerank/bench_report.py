@@ -83,7 +83,8 @@ def render_markdown(results: dict) -> str:
         f"# Stage-2 rerank benchmark ({results['architecture']}, random weights)", "",
         f"Command: `{prov['command']}`  ",
         f"CPU: {prov['cpu']} ({prov['cpu_count']} cores visible, torch threads {prov['torch_threads']}), "
-        f"load average at start {', '.join(f'{x:.2f}' for x in prov['load_average_at_start'])}  ",
+        f"load average at start {', '.join(f'{x:.2f}' for x in prov['load_average_at_start'])}, at end "
+        f"{', '.join(f'{x:.2f}' for x in prov.get('load_average_at_end', []))}  ",
         f"Versions: python {prov['python']}, " + ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
         + f"; git {prov['git_sha']}; {prov['timestamp_utc']}", "",
         f"Workload: {work['images']} images x {work['captions']} captions, top-{work['depth']} candidates of "

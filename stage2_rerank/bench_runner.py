@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -127,6 +128,7 @@ def run_benchmark(options: BenchOptions, argv: Sequence[str]) -> dict:
     results["precision_parity"] = precision_parity(reranker, data, torch.bfloat16, options.precision_queries,
                                                    scores)
     results["memory"]["peak_end_cpu"] = memory_snapshot()
+    results["provenance"]["load_average_at_end"] = list(os.getloadavg())
     if torch.cuda.is_available():
         results["cuda_fp16"] = cuda_fp16_run(model, processor, base, data, scores, options.precision_queries)
     return results

@@ -67,7 +67,10 @@ class VisionFeatureCache:
         return path is not None and path.exists()
 
     def put(self, fingerprint: str, features: torch.Tensor) -> None:
-        """Store ``features`` ``[T, D]`` (moved to CPU): in RAM while within budget, else as an fp16 file."""
+        """Store ``features`` ``[T, D]`` (moved to CPU): in RAM while within budget, else as an fp16 file.
+        A fingerprint already stored is left as it is."""
+        if fingerprint in self:
+            return
         features = features.detach().to("cpu")
         size = features.numel() * features.element_size()
         if self._memory_bytes + size <= self._budget:

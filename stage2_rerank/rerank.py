@@ -151,7 +151,11 @@ class Reranker:
     def encode_images(self, images: Sequence[ImageRef], indices: Sequence[int], prints: dict[int, str],
                       stats: RerankStats, progress: bool) -> None:
         """Run the vision tower on images not yet in the feature cache (drops bad ones from ``prints``)."""
-        todo = [i for i in dict.fromkeys(indices) if prints[i] not in self.features]
+        todo, queued = [], set()
+        for index in dict.fromkeys(indices):  # one image per distinct fingerprint, first occurrence
+            if prints[index] not in queued and prints[index] not in self.features:
+                todo.append(index)
+                queued.add(prints[index])
         bar = tqdm(total=len(todo), desc="stage2 vision", unit="img", disable=not progress)
 
         def run_batch(start: int, stop: int) -> None:

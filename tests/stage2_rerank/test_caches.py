@@ -106,6 +106,14 @@ def test_vision_runs_once_per_distinct_image(tiny_config, tiny_images):
         assert counter.vision == 4  # features reused for new captions
 
 
+def test_identical_images_are_encoded_once(tiny_config, tiny_images):
+    images = [tiny_images[0], tiny_images[1], tiny_images[0]]  # same file twice
+    with load_reranker(tiny_config(vision_batch_size=4)) as reranker:
+        scores = reranker.score_pairs(images, ["red cat"], np.array([[0, 0], [1, 0], [2, 0]]), progress=False)
+    assert scores.stats.images_encoded == 2 and scores.stats.scored == 2
+    np.testing.assert_array_equal(scores.itm_logits[0], scores.itm_logits[2])
+
+
 def test_spilled_features_are_fp16_on_disk_and_reused(tiny_config, tiny_images, tmp_path):
     captions = make_captions(6, seed=2)
     with load_reranker(tiny_config()) as reranker:
