@@ -36,7 +36,7 @@ _TEXT_INPUTS: dict[str, tuple[str, ...]] = {
     "clip": ("input_ids", "attention_mask"),
     "chinese_clip": ("input_ids", "attention_mask", "token_type_ids"),
 }
-_WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
+_MODEL_FILES = ("*.safetensors", "*.bin", "*.json", "*.txt", "*.model")  # weights, configs, tokenizer
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$|^[\w.-]+$")
 
 
@@ -96,17 +96,18 @@ class HFClipEncoder(TorchDualEncoder):
 
 
 def _model_directory(cfg: EncoderConfig) -> tuple[Path, dict[str, Any]]:
-    """Local directory of the checkpoint and its identity (weights hash, or hub id + commit)."""
+    """Local directory of the checkpoint and its identity: content hashes of its weights, config and
+    tokenizer files (a local directory, wherever it lives), or hub id + commit of each file."""
     path = Path(cfg.model).expanduser()
     if path.is_dir():
-        return path, {"model": str(path.resolve()), "weights": directory_identity(path, _WEIGHT_PATTERNS)}
+        return path, {"model": "local directory", "files": directory_identity(path, _MODEL_FILES)}
     if path.is_absolute() or cfg.model.startswith(".") or not _HUB_ID.match(cfg.model):
         raise ModelNotFoundError(f"hf_clip model directory not found: {cfg.model} (a local directory written "
                                  f"by save_pretrained, or a hub id such as openai/clip-vit-base-patch32)")
     directory = resolve_hub_snapshot(cfg.model, revision=cfg.revision, cache_dir=cfg.hub_cache_dir,
                                      probe_timeout_s=cfg.hub_probe_timeout_s, what=f"hf_clip model {cfg.model!r}")
     return directory, {"model": cfg.model, "revision": cfg.revision,
-                       "weights": directory_identity(directory, _WEIGHT_PATTERNS)}
+                       "files": directory_identity(directory, _MODEL_FILES)}
 
 
 def load_hf_clip(cfg: EncoderConfig) -> HFClipEncoder:

@@ -87,7 +87,7 @@ def load_open_clip(cfg: EncoderConfig) -> OpenClipEncoder:
             pretrained_text=False,
             **source.model_kwargs,
         )
-    identity = dict(source.identity)
+    identity = {**source.identity, "open_clip": open_clip.__version__}  # its tokenizer and transforms
     if identity.get("weights", "").startswith("random-init"):
         identity["weights"] += f":{state_dict_digest(model)}"
     log.info("loaded open_clip %s (%s) on %s", cfg.model, identity.get("weights"), device)

@@ -28,7 +28,7 @@ from stage1_dual.protocols import ModelNotFoundError
 _HF_HUB = "hf-hub:"
 _LOCAL_DIR = "local-dir:"
 _TAG_PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
-_WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pth", "*.pt")
+_MODEL_FILES = ("*.safetensors", "*.bin", "*.pth", "*.pt", "*.json", "*.txt", "*.model")  # weights, config, tokenizer
 _DEFAULT_HUB_WEIGHTS = "open_clip_pytorch_model.bin"
 _DEFAULT_HUB_SAFE_WEIGHTS = "open_clip_model.safetensors"
 
@@ -71,7 +71,7 @@ def _builtin(cfg: EncoderConfig) -> OpenClipSource:
         return source
     if os.path.isfile(cfg.pretrained):
         source.checkpoint = Path(cfg.pretrained)
-        source.identity["weights"] = file_identity(source.checkpoint)
+        source.identity.update(pretrained="checkpoint file", weights=file_identity(source.checkpoint))
         return source
     tag_cfg = open_clip.get_pretrained_cfg(name, cfg.pretrained)
     if not tag_cfg:
@@ -115,9 +115,9 @@ def _config_dir_source(cfg: EncoderConfig, directory: Path, hub_repo: Optional[s
     data = json.loads(config_path.read_text(encoding="utf-8"))
     if "model_cfg" not in data:
         raise ModelNotFoundError(f"{config_path} has no 'model_cfg' entry")
-    weights = directory_identity(directory, _WEIGHT_PATTERNS)
+    files = directory_identity(directory, _MODEL_FILES)
     return OpenClipSource(create_name=_LOCAL_DIR + str(directory), model_cfg=data["model_cfg"], checkpoint=None,
-                          identity={"model": hub_repo or str(directory), "weights": weights},
+                          identity={"model": hub_repo or "local directory", "weights": files},
                           tokenizer_name=_LOCAL_DIR + str(directory))
 
 

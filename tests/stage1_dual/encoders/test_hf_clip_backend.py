@@ -68,9 +68,22 @@ def test_hub_id_loads_from_the_hf_cache(model_dirs, tmp_path, monkeypatch):
                                          hub_cache_dir=tmp_path / "hub", device="cpu"))
     identity = json.loads(encoder.fingerprint())
     assert identity["model"] == "OFA-Sys/tiny-chinese-clip"
-    assert f"hf:OFA-Sys/tiny-chinese-clip@{FAKE_COMMIT}/model.safetensors" in identity["weights"]
+    assert f"hf:OFA-Sys/tiny-chinese-clip@{FAKE_COMMIT}/model.safetensors" in identity["files"]
+    assert f"hf:OFA-Sys/tiny-chinese-clip@{FAKE_COMMIT}/vocab.txt" in identity["files"]
     local = load_encoder(EncoderConfig(backend="hf_clip", model=str(model_dirs["chinese_clip"]), device="cpu"))
     assert torch.allclose(encoder.encode_texts(["猫"]), local.encode_texts(["猫"]), atol=1e-6)
+
+
+def test_fingerprint_follows_content_not_location(model_dirs, tmp_path):
+    original = load_encoder(EncoderConfig(backend="hf_clip", model=str(model_dirs["clip"]), device="cpu")).fingerprint()
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for path in model_dirs["clip"].iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    assert load_encoder(EncoderConfig(backend="hf_clip", model=str(copy), device="cpu")).fingerprint() == original
+    config = json.loads((copy / "tokenizer_config.json").read_text())
+    (copy / "tokenizer_config.json").write_text(json.dumps({**config, "model_max_length": 8}))
+    assert load_encoder(EncoderConfig(backend="hf_clip", model=str(copy), device="cpu")).fingerprint() != original
 
 
 def test_missing_hub_model_fails_fast_offline(monkeypatch, tmp_path):
