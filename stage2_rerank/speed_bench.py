@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from stage2_rerank.candidate_pairs import CandidatePairs, collect_candidate_pairs
 from stage2_rerank.pair_scoring import tokenize_captions
@@ -97,7 +98,7 @@ def time_stock_forward(model: torch.nn.Module, processor, data: BenchData, pairs
     per call."""
     logits = []
     start = time.perf_counter()
-    for s in range(0, len(pairs), batch_size):
+    for s in tqdm(range(0, len(pairs), batch_size), desc="(a) stock forward", unit="call"):
         batch = pairs[s:s + batch_size]
         inputs = processor(images=[data.images[i].open() for i in batch[:, 0]],
                            text=[data.captions[c] for c in batch[:, 1]], padding=True, return_tensors="pt")
@@ -113,7 +114,7 @@ def time_lavis_loop(scorer: QFormerItm, features_of: Callable[[int], torch.Tenso
     n_pairs = 0
     start = time.perf_counter()
     with torch.inference_mode():
-        for image_ids, caption_ids in queries:
+        for image_ids, caption_ids in tqdm(queries, desc="(b) LAVIS loop", unit="query"):
             text = tokenizer([data.captions[c] for c in caption_ids], padding="max_length", truncation=True,
                              max_length=max_length, return_tensors="pt")
             features = torch.stack([features_of(int(i)) for i in image_ids])
