@@ -220,10 +220,11 @@ class Reranker:
                 if self.score_cache is not None:
                     self.score_cache.put_many(batch_keys, batch_logits, batch_itc)
 
-            features_of = {i: prints[i] for i in representatives[:, 0].tolist()}
-            self.pair_batch_size = score_missing_pairs(
-                self.model, lambda index: self.features.get(features_of[index]), captions, representatives,
-                self.config, self.pair_batch_size, on_batch, stats, progress)
+            print_of = {i: prints[i] for i in representatives[:, 0].tolist()}
+            if len(representatives):
+                self.pair_batch_size = score_missing_pairs(
+                    self.model, lambda index: self.features.get(print_of[index]), captions, representatives,
+                    self.config, self.pair_batch_size, on_batch, stats, progress)
             stats.scored = len(missing)
         stats.seconds["total"] = time.perf_counter() - start_time
         return PairScores(logits, itc, stats)

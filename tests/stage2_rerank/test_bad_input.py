@@ -39,6 +39,13 @@ def test_skip_policy_gives_nan_and_records(tiny_config, images_with_a_broken_one
     assert "broken.jpg" in scores.stats.skipped[0][1]
 
 
+def test_skip_policy_when_every_image_is_bad(tiny_config, images_with_a_broken_one):
+    with load_reranker(tiny_config(on_bad_input="skip")) as reranker:
+        scores = reranker.score_pairs(images_with_a_broken_one, ["red cat", "blue dog"], PAIRS[1:3],
+                                      progress=False)
+    assert np.isnan(scores.itm_logits).all() and scores.stats.scored == 0
+
+
 def test_missing_file_is_caught_at_fingerprint(tiny_config, tiny_images, tmp_path):
     missing = ImageItem(id="gone", path=tmp_path / "gone.png")
     with load_reranker(tiny_config(on_bad_input="skip")) as reranker:
