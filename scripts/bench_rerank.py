@@ -28,7 +28,7 @@ def parse_args(argv: list[str]) -> tuple[BenchOptions, Path]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="tiny random config (quick check)")
     for name in ("images", "captions", "depth", "pair_batch_size", "stock_pairs", "stock_batch_size",
-                 "lavis_t2i", "lavis_i2t", "parity_pairs", "precision_queries", "seed"):
+                 "lavis_t2i", "lavis_i2t", "parity_pairs", "kv_ablation_pairs", "precision_queries", "seed"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's own); 1 avoids OpenMP stalls on a busy machine")

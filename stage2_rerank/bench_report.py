@@ -104,6 +104,14 @@ def render_markdown(results: dict) -> str:
         f"Peak RSS {results['memory']['peak_end_cpu']['peak_rss_gb']:.2f} GiB "
         f"(after model build {results['memory']['after_model_build']['rss_gb']:.2f} GiB).", "",
         f"(c) phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()) + ".", "",
+    ]
+    if "kv_cache_ablation" in results:
+        kv = results["kv_cache_ablation"]
+        lines += [f"Cross-attention K/V cache: ITM phase on {kv['pairs']} pairs ({kv['distinct_images']} images) "
+                  f"took {', '.join(f'{x:.1f}' for x in kv['itm_seconds_with_kv_cache'])} s with the cache vs "
+                  f"{', '.join(f'{x:.1f}' for x in kv['itm_seconds_without_kv_cache'])} s without "
+                  f"(interleaved runs): speedup {kv['speedup']:.2f}x.", ""]
+    lines += [
         "## Parity with the stock forward (fp32)", "",
         f"{parity['pairs']} pairs, {parity['distinct_images']} images, caption lengths {parity['caption_words']} "
         f"words; match-logit spread {parity['itm_match_logit_spread']:.3g}; tolerance {parity['tolerance']:g}.", "",

@@ -54,6 +54,8 @@ class BenchOptions:
         stock_pairs, stock_batch_size: pairs timed with the stock forward (a), pairs per call.
         lavis_t2i, lavis_i2t: text and image queries timed in the LAVIS loop (b).
         parity_pairs: pairs checked against the stock forward.
+        kv_ablation_pairs: random distinct pairs timed with and without the cross-attention K/V cache
+            (interleaved, two rounds each; vision features already cached).
         precision_queries: text queries whose candidates enter the reduced-precision parity report.
         seed: seed of weights and data.
     """
@@ -68,6 +70,7 @@ class BenchOptions:
     lavis_t2i: int = 16
     lavis_i2t: int = 4
     parity_pairs: int = 6
+    kv_ablation_pairs: int = 200
     precision_queries: int = 30
     seed: int = 0
 
@@ -123,6 +126,8 @@ def run_benchmark(options: BenchOptions, argv: Sequence[str]) -> dict:
         "itm_max_abs_diff_vs_reranker": float(np.abs(stock_logits - scores.itm_logits[:len(stock_pairs)]).max())}
     results["rates"] = rates_and_ratios(results, slots)
 
+    results["kv_cache_ablation"] = kv_cache_ablation(model, processor, base, reranker, data,
+                                                     options.kv_ablation_pairs, options.seed)
     results["parity_vs_stock"] = stock_parity(model, processor, base, reranker, data, scores, options)
     log.info("precision parity: Q-Former bf16 vs fp32")
     results["precision_parity"] = precision_parity(reranker, data, torch.bfloat16, options.precision_queries,
@@ -132,6 +137,23 @@ def run_benchmark(options: BenchOptions, argv: Sequence[str]) -> dict:
     if torch.cuda.is_available():
         results["cuda_fp16"] = cuda_fp16_run(model, processor, base, data, scores, options.precision_queries)
     return results
+
+
+def kv_cache_ablation(model, processor, base: RerankerConfig, reranker: Reranker, data: BenchData,
+                      n_pairs: int, seed: int, rounds: int = 2) -> dict:
+    """Seconds of the ITM phase (K/V computation included) with and without the per-image K/V cache on the
+    same random pairs, interleaved ``rounds`` times; vision features come from ``reranker``'s cache."""
+    pairs = data.candidate_pairs.pairs
+    subset = pairs[np.sort(np.random.default_rng(seed).permutation(len(pairs))[:n_pairs])]
+    seconds: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(rounds):
+        for cache_kv in (True, False):
+            log.info("K/V cache ablation: cache_cross_attention_kv=%s on %d pairs", cache_kv, len(subset))
+            fresh = _reranker(model, processor, base, features=reranker.features, cache_cross_attention_kv=cache_kv)
+            seconds[cache_kv].append(fresh.score_pairs(data.images, data.captions, subset).stats.seconds["itm"])
+    return {"pairs": int(len(subset)), "distinct_images": int(len(np.unique(subset[:, 0]))),
+            "itm_seconds_with_kv_cache": seconds[True], "itm_seconds_without_kv_cache": seconds[False],
+            "speedup": float(np.median(seconds[False]) / np.median(seconds[True]))}
 
 
 def stock_parity(model, processor, base: RerankerConfig, reranker: Reranker, data: BenchData,

@@ -31,6 +31,8 @@ def test_small_benchmark_writes_results(tmp_path, capsys):
     assert saved["stock_forward"]["itm_max_abs_diff_vs_reranker"] < 1e-5
     rates = saved["rates"]
     assert rates["c_over_a"] == rates["c_reranker_pairs_per_s"] / rates["a_stock_pairs_per_s"]
+    kv = saved["kv_cache_ablation"]
+    assert kv["pairs"] == saved["workload"]["distinct_pairs"] and len(kv["itm_seconds_with_kv_cache"]) == 2
     assert saved["precision_parity"]["dtype"] == "bfloat16" and saved["precision_parity"]["itm"]["n_queries"] == 5
     assert "c/a =" in (tmp_path / "bench_rerank_small.md").read_text()
     assert "c/a =" in capsys.readouterr().out
