@@ -1,8 +1,9 @@
 """A small CNN feature grid trained jointly with the Q-Former (``conv_grid`` provider; the synthetic demo's vision).
 
-:class:`ConvGrid`: 3x3 conv stages (GroupNorm + GELU; every stage after the first halves the resolution), a
+:class:`ConvGrid`: 3x3 conv stages (GroupNorm + GELU; every stage halves the resolution, the first optionally not), a
 1x1 projection to D, a learned position embedding per grid cell (keeps where each object is), and a layer
-norm: ``[B, 3, S, S]`` pixels -> ``[B, g*g, D]`` tokens, ``g = S / 2^(stages - 1)``, row-major positions.
+norm: ``[B, 3, S, S]`` pixels -> ``[B, g*g, D]`` tokens, ``g = S / (first_stride * 2^(stages - 1))``,
+row-major positions.
 
 A checkpoint directory holds it next to the Q-Former as ``conv_grid_config.json`` + ``conv_grid.safetensors``;
 the ``conv_grid`` provider loads them from the directory the reranker was loaded from, with the checkpoint's
@@ -37,30 +38,38 @@ class ConvGridConfig:
 
     Attributes:
         image_size: side S of the square input in pixels; must be divisible by ``2^(len(widths) - 1)``.
-        widths: output channels of each 3x3 conv stage (stage 1 keeps the resolution, later ones halve it).
+        widths: output channels of each 3x3 conv stage; every stage after the first halves the resolution.
         feature_dim: D of each output token.
         groups: GroupNorm groups per stage (must divide every width).
+        first_stride: stride of the first stage (1 keeps the resolution, 2 halves it too).
     """
 
     image_size: int = 64
-    widths: tuple[int, ...] = (32, 64, 96, 128)
+    widths: tuple[int, ...] = (32, 64, 128)
     feature_dim: int = 128
     groups: int = 8
+    first_stride: int = 2
 
     def __post_init__(self) -> None:
         self.widths = tuple(int(w) for w in self.widths)
         if not self.widths or min(self.widths) < 1:
             raise ValueError(f"widths must be a non-empty list of positive ints, got {self.widths}")
-        if self.image_size % (2 ** (len(self.widths) - 1)):
-            raise ValueError(f"image_size {self.image_size} is not divisible by 2^{len(self.widths) - 1}")
+        if self.first_stride not in (1, 2):
+            raise ValueError(f"first_stride must be 1 or 2, got {self.first_stride}")
+        if self.image_size % self._reduction:
+            raise ValueError(f"image_size {self.image_size} is not divisible by the grid's reduction {self._reduction}")
         if any(w % self.groups for w in self.widths):
             raise ValueError(f"groups={self.groups} must divide every width {self.widths}")
         if self.feature_dim < 1:
             raise ValueError(f"feature_dim must be >= 1, got {self.feature_dim}")
 
     @property
+    def _reduction(self) -> int:
+        return self.first_stride * 2 ** (len(self.widths) - 1)
+
+    @property
     def grid_side(self) -> int:
-        return self.image_size // 2 ** (len(self.widths) - 1)
+        return self.image_size // self._reduction
 
 
 class ConvGrid(nn.Module):
@@ -72,7 +81,7 @@ class ConvGrid(nn.Module):
         stages: list[nn.Module] = []
         channels = 3
         for index, width in enumerate(config.widths):
-            stride = 1 if index == 0 else 2
+            stride = config.first_stride if index == 0 else 2
             stages += [nn.Conv2d(channels, width, 3, stride=stride, padding=1), nn.GroupNorm(config.groups, width),
                        nn.GELU()]
             channels = width

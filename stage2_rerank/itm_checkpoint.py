@@ -22,6 +22,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from transformers import AutoProcessor, Blip2ForImageTextRetrieval
+
+from stage2_rerank.conv_grid import CONFIG_FILE as CONV_GRID_CONFIG
+from stage2_rerank.conv_grid import load_conv_grid
 from stage2_rerank.itm_trainable import ItmTrainable
 
 INFO_FILE = "rrbench_itm.json"
@@ -60,3 +64,14 @@ def read_checkpoint_info(directory: Path) -> dict[str, Any]:
     """The provenance written with a checkpoint (``{}`` when absent)."""
     path = Path(directory) / INFO_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def load_itm_checkpoint(directory: Path) -> tuple[ItmTrainable, Any]:
+    """(trainable in eval mode, processor) of a checkpoint: for in-memory analysis (e.g. its own ITC ranking);
+    scoring for results goes through ``load_reranker``. The vision module is the saved conv grid, or cached
+    provider features when the checkpoint has none."""
+    directory = Path(directory)
+    model = Blip2ForImageTextRetrieval.from_pretrained(str(directory), local_files_only=True)
+    processor = AutoProcessor.from_pretrained(str(directory), local_files_only=True)
+    vision = load_conv_grid(directory) if (directory / CONV_GRID_CONFIG).is_file() else None
+    return ItmTrainable(model, vision).eval(), processor

@@ -10,8 +10,9 @@ captions of one image are both positives of it):
 - Hard negatives: for each image a negative caption and for each caption a negative image, never a positive
   (``hard_negatives.py``): in-batch by the ITC similarity (``"itc"``, BLIP-2), in-batch by stage-1 embeddings
   (``"stage1"``), or from stage-1 top-k lists of the whole training set (``"topk"``; rows without a valid
-  candidate fall back to in-batch ITC sampling).
-- ITM: the Q-Former ITM logits (mean over queries, as the reranker scores) of the 3B pairs
+  candidate, and a random ``1 - mined_fraction`` of the rows, keep the in-batch ITC negative).
+- ITM: the Q-Former ITM logits (mean over queries, as the reranker scores, with each distinct image's
+  cross-attention keys/values computed once) of the 3B pairs
   ``[(image, caption) ; (image, negative caption) ; (negative image, caption)]`` with labels ``[1 ; 0 ; 0]``,
   2-way cross-entropy.
 """
@@ -100,8 +101,10 @@ def _with_extra_images(trainable: ItmTrainable, data: ItmTrainingData, batch_ima
 
 def batch_losses(trainable: ItmTrainable, data: ItmTrainingData, captions: torch.Tensor, *,
                  itc_weight: float, negatives: NegativeSource, generator: torch.Generator,
-                 topk: Optional[TopKNegatives] = None, stage1: Optional[Stage1Embeddings] = None) -> StepLosses:
-    """Losses of the batch of positive pairs ``(caption_image[c], c)`` for ``captions`` (int64 ``[B]``)."""
+                 topk: Optional[TopKNegatives] = None, stage1: Optional[Stage1Embeddings] = None,
+                 mined_fraction: float = 1.0) -> StepLosses:
+    """Losses of the batch of positive pairs ``(caption_image[c], c)`` for ``captions`` (int64 ``[B]``);
+    with ``topk``, each row takes its mined negative with probability ``mined_fraction``."""
     device = trainable.temperature.device
     images = data.caption_image[captions]
     positive = images[:, None] == images[None, :]
@@ -132,12 +135,15 @@ def batch_losses(trainable: ItmTrainable, data: ItmTrainingData, captions: torch
                 raise ValueError("negatives='topk' needs TopKNegatives")
             mined_images, mined_captions = topk.negative_images(captions, generator), topk.negative_captions(
                 images, generator)
-            neg_images = torch.where(mined_images >= 0, mined_images, neg_images)
-            neg_captions = torch.where(mined_captions >= 0, mined_captions, neg_captions)
+            take_image = (mined_images >= 0) & (torch.rand(len(captions), generator=generator) < mined_fraction)
+            take_caption = (mined_captions >= 0) & (torch.rand(len(captions), generator=generator) < mined_fraction)
+            neg_images = torch.where(take_image, mined_images, neg_images)
+            neg_captions = torch.where(take_caption, mined_captions, neg_captions)
     features, slot = _with_extra_images(trainable, data, batch_images, batch_features,
                                         torch.cat([images, images, neg_images]))
     pair_ids, pair_mask = data.tokens(torch.cat([captions, neg_captions, captions]), device)
-    logits = scorer.itm_logits(pair_ids, pair_mask, features=features[slot.to(device)])
+    kv = scorer.cross_attention_kv(features)  # once per distinct image, shared by its 2-3 pairs (same math)
+    logits = scorer.itm_logits(pair_ids, pair_mask, kv=kv.select(slot.to(device)))
     batch = len(captions)
     labels = torch.cat([torch.ones(batch, dtype=torch.long), torch.zeros(2 * batch, dtype=torch.long)]).to(device)
     itm = F.cross_entropy(logits.float(), labels)

@@ -51,6 +51,9 @@ class ItmModelSpec:
         num_query_tokens: learned queries (BLIP-2: 32).
         image_text_hidden_size: ITC embedding size (BLIP-2: 256).
         dropout: hidden and attention dropout (scratch only; ``text_init`` keeps the checkpoint's).
+        initializer_range: std of the fresh weights (scratch only; ``text_init`` keeps the checkpoint's,
+            0.02 for BERT). BERT's 0.02 suits 768-wide layers; narrow Q-Formers need about ``0.5 / sqrt(width)``
+            or their sublayers barely change the residual stream and training stalls.
         seed: seed of the fresh initialisation.
     """
 
@@ -69,6 +72,7 @@ class ItmModelSpec:
     num_query_tokens: int = 32
     image_text_hidden_size: int = 256
     dropout: float = 0.1
+    initializer_range: float = 0.02
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -79,6 +83,8 @@ class ItmModelSpec:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.pixel_std <= 0:
             raise ValueError(f"pixel_std must be > 0, got {self.pixel_std}")
+        if self.initializer_range <= 0:
+            raise ValueError(f"initializer_range must be > 0, got {self.initializer_range}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.hidden_size % self.num_attention_heads:
@@ -120,7 +126,8 @@ def _qformer_config(spec: ItmModelSpec, vocab_size: int) -> Blip2QFormerConfig:
         num_attention_heads=spec.num_attention_heads, intermediate_size=spec.intermediate_size,
         max_position_embeddings=spec.max_position_embeddings, hidden_dropout_prob=spec.dropout,
         attention_probs_dropout_prob=spec.dropout, cross_attention_frequency=spec.cross_attention_frequency,
-        encoder_hidden_size=spec.feature_dim, use_qformer_text_input=True)
+        encoder_hidden_size=spec.feature_dim, use_qformer_text_input=True,
+        initializer_range=spec.initializer_range)
 
 
 def build_itm_model(spec: ItmModelSpec, words: Sequence[str] | None = None,

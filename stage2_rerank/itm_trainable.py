@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -54,8 +54,8 @@ class ItmTrainable(nn.Module):
         return self.temperature.clamp(*TEMPERATURE_RANGE)
 
     def features(self, image_inputs: torch.Tensor) -> torch.Tensor:
-        """``[B, T, D]`` fp32 features of a batch of image inputs."""
-        return self.vision(image_inputs).float()
+        """``[B, T, D]`` fp32 features of a batch of image inputs (fp16 inputs are cast to fp32 first)."""
+        return self.vision(image_inputs.float()).float()
 
 
 @dataclass
@@ -68,12 +68,16 @@ class ItmTrainingData:
         caption_tokens: per caption its token ids with [CLS]/[SEP], truncated (``pair_scoring.tokenize_captions``).
         caption_image: int64 ``[N_cap]``: the image (row of ``image_inputs``) each caption describes.
         pad_token_id: the tokenizer's padding id.
+        image_group: optional int64 ``[N_img]`` group id per image (e.g. a scene and its hard-distractor
+            siblings); when given, training batches keep the images of a group together (see
+            :func:`grouped_caption_order`), so in-batch ITC and hard negatives see them side by side.
     """
 
     image_inputs: torch.Tensor
     caption_tokens: list[list[int]]
     caption_image: torch.Tensor
     pad_token_id: int
+    image_group: Optional[torch.Tensor] = None
 
     def __post_init__(self) -> None:
         self.caption_image = torch.as_tensor(np.asarray(self.caption_image), dtype=torch.long)
@@ -84,6 +88,10 @@ class ItmTrainingData:
             raise ValueError(f"caption_image must index the {len(self.image_inputs)} images")
         if len(set(self.caption_image.tolist())) < 2:
             raise ValueError("training needs captions of at least 2 different images (negatives)")
+        if self.image_group is not None:
+            self.image_group = torch.as_tensor(np.asarray(self.image_group), dtype=torch.long)
+            if self.image_group.shape != (len(self.image_inputs),):
+                raise ValueError(f"image_group must have one entry per image ({len(self.image_inputs)})")
 
     def tokens(self, captions: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded ``input_ids`` and ``attention_mask`` ``[B, L]`` of captions (indices)."""
@@ -133,3 +141,25 @@ def caption_rows_of_images(caption_image: Sequence[int], n_images: int) -> list[
     order = np.argsort(caption_image, kind="stable")
     bounds = np.searchsorted(caption_image[order], np.arange(n_images + 1))
     return [order[bounds[i]: bounds[i + 1]] for i in range(n_images)]
+
+
+def grouped_caption_order(caption_image: torch.Tensor, image_group: torch.Tensor,
+                          generator: torch.Generator) -> torch.Tensor:
+    """A permutation of the captions in which the images of one group come one after the other.
+
+    Round ``r`` takes the ``r``-th caption (in a random order per image) of every image; within a round, groups
+    come in random order and each group's images consecutively (in random order). Every caption appears once.
+    """
+    caption_image = caption_image.numpy()
+    n_captions, n_images = len(caption_image), int(caption_image.max()) + 1
+    group = image_group.numpy()
+    noise = torch.rand(n_captions, generator=generator).numpy()
+    by_image = np.lexsort((noise, caption_image))
+    starts = np.searchsorted(caption_image[by_image], caption_image[by_image], side="left")
+    rounds = np.empty(n_captions, dtype=np.int64)
+    rounds[by_image] = np.arange(n_captions) - starts
+    n_rounds = int(rounds.max()) + 1
+    group_key = torch.rand(n_rounds, int(group.max()) + 1, generator=generator).numpy()
+    image_key = torch.rand(n_rounds, n_images, generator=generator).numpy()
+    order = np.lexsort((image_key[rounds, caption_image], group_key[rounds, group[caption_image]], rounds))
+    return torch.from_numpy(order.astype(np.int64))

@@ -10,7 +10,8 @@ Run directory layout:
   "itm_accuracy", "lr", "temperature", "seconds"}`` per step, ``{"kind": "val", "step", "epoch", <metrics>,
   "best"}`` per validation.
 
-Determinism: the caption order of epoch ``e`` is a permutation seeded by ``(seed, e)``; negative sampling
+Determinism: the caption order of epoch ``e`` is a permutation seeded by ``(seed, e)`` (grouped by
+``ItmTrainingData.image_group`` when given); negative sampling
 draws from the trainer's generator and dropout from torch's global RNG, both saved in the training state,
 so an interrupted and resumed run takes the same steps as an uninterrupted one.
 """
@@ -31,7 +32,7 @@ from tqdm.auto import tqdm
 from stage2_rerank.hard_negatives import TopKNegatives
 from stage2_rerank.itm_checkpoint import save_itm_checkpoint
 from stage2_rerank.itm_losses import Stage1Embeddings, batch_losses
-from stage2_rerank.itm_trainable import ItmTrainable, ItmTrainingData
+from stage2_rerank.itm_trainable import ItmTrainable, ItmTrainingData, grouped_caption_order
 from stage2_rerank.itm_trainer_config import ItmTrainerConfig
 from stage2_rerank.train_state import has_train_state, load_train_state, save_train_state
 
@@ -107,6 +108,8 @@ class ItmTrainer:
 
     def _epoch_order(self, epoch: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+        if self.data.image_group is not None:
+            return grouped_caption_order(self.data.caption_image, self.data.image_group, generator)
         return torch.randperm(len(self.data.caption_tokens), generator=generator)
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -118,8 +121,10 @@ class ItmTrainer:
         """One optimizer step on the positive pairs of ``captions`` (int64 ``[B]``); returns the logged record."""
         cfg = self.config
         self.trainable.train()
+        mined = cfg.mined_fraction if self.counters["step"] >= cfg.mined_from_step else 0.0
         losses = batch_losses(self.trainable, self.data, captions, itc_weight=cfg.itc_weight,
-                              negatives=cfg.negatives, generator=self.generator, topk=self.topk, stage1=self.stage1)
+                              negatives=cfg.negatives, generator=self.generator, topk=self.topk, stage1=self.stage1,
+                              mined_fraction=mined)
         self.optimizer.zero_grad(set_to_none=True)
         losses.loss.backward()
         if cfg.grad_clip > 0:

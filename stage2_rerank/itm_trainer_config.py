@@ -29,6 +29,11 @@ class ItmTrainerConfig:
         negatives: hard-negative source: ``itc`` (in-batch, softmax over the model's ITC similarity, as
             BLIP-2), ``stage1`` (in-batch, stage-1 embeddings), ``topk`` (stage-1 top-k lists of the whole
             training set; rows without a candidate fall back to ``itc``).
+        mined_fraction: with ``negatives="topk"``, the fraction of rows (drawn at random per step) that take
+            their mined top-k negative; the others keep the in-batch ITC negative (1.0 = all mined).
+        mined_from_step: mined negatives are used only after this many steps (before: in-batch ITC negatives
+            only). From scratch, ITM starts learning once ITC has aligned the modalities; negatives that differ
+            in a single attribute binding are only useful after that.
         steps_per_epoch: cap on the steps of one epoch (``None``: all captions); an epoch then covers the
             first ``steps_per_epoch * batch_size`` captions of its shuffled order.
         text_max_length: caption tokens incl. [CLS]/[SEP] (the reranker's ``text_max_length``).
@@ -53,6 +58,8 @@ class ItmTrainerConfig:
     itc_weight: float = 1.0
     temperature_init: float = 0.07
     negatives: NegativeSourceName = "itc"
+    mined_fraction: float = 1.0
+    mined_from_step: int = 0
     steps_per_epoch: Optional[int] = None
     text_max_length: int = 35
     seed: int = 0
@@ -73,13 +80,15 @@ class ItmTrainerConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.vision_lr is not None and self.vision_lr <= 0:
             raise ValueError(f"vision_lr must be > 0, got {self.vision_lr}")
-        for name in ("weight_decay", "warmup_steps", "grad_clip", "itc_weight", "save_every_steps"):
+        for name in ("weight_decay", "warmup_steps", "grad_clip", "itc_weight", "save_every_steps", "mined_from_step"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be cosine or constant, got {self.schedule!r}")
         if self.negatives not in ("itc", "stage1", "topk"):
             raise ValueError(f"negatives must be itc, stage1 or topk, got {self.negatives!r}")
+        if not 0.0 <= self.mined_fraction <= 1.0:
+            raise ValueError(f"mined_fraction must be in [0, 1], got {self.mined_fraction}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
         if self.time_budget_s is not None and self.time_budget_s <= 0:

@@ -59,8 +59,17 @@ def itc_similarity(trainable: ItmTrainable, data: ItmTrainingData, batch_size: i
 
 def top_candidates(similarity: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
     """int64 ids and float32 scores ``[Q, depth]`` of the highest columns per row, best first (ties: lower id)."""
+    similarity = np.asarray(similarity)
     depth = min(depth, similarity.shape[1])
-    order = np.argsort(-similarity, axis=1, kind="stable")[:, :depth]
+    # select the top ``depth`` per row in O(N) (partition), ties at the cut resolved towards lower ids
+    kth = np.partition(similarity, similarity.shape[1] - depth, axis=1)[:, similarity.shape[1] - depth, None]
+    above = similarity > kth
+    tie = similarity == kth
+    need = depth - above.sum(axis=1, keepdims=True)
+    take = above | (tie & (np.cumsum(tie, axis=1) <= need))
+    part = np.nonzero(take)[1].reshape(len(similarity), depth)  # ascending ids per row
+    values = np.take_along_axis(similarity, part, axis=1)
+    order = np.take_along_axis(part, np.argsort(-values, axis=1, kind="stable"), axis=1)
     return order.astype(np.int64), np.take_along_axis(similarity, order, axis=1).astype(np.float32)
 
 

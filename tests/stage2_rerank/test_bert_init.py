@@ -53,7 +53,8 @@ def test_mapped_weights_equal_bert_and_cross_attention_is_fresh(tiny_bert_dir):
     n_vocab = bert_state["embeddings.word_embeddings.weight"].shape[0]
     assert torch.equal(state["embeddings.word_embeddings.weight"][:n_vocab],
                        bert_state["embeddings.word_embeddings.weight"])
-    folded = bert_state["embeddings.position_embeddings.weight"] + bert_state["embeddings.token_type_embeddings.weight"][0]
+    folded = (bert_state["embeddings.position_embeddings.weight"]
+              + bert_state["embeddings.token_type_embeddings.weight"][0])
     assert torch.equal(state["embeddings.position_embeddings.weight"], folded)
     # query feed-forward copied from the text feed-forward (as LAVIS does)
     assert torch.equal(state["qformer.encoder.layer.1.intermediate_query.dense.weight"],

@@ -1,0 +1,77 @@
+"""Score a trained reranker checkpoint on a benchmark split through the real stage-2 path.
+
+``load_reranker(RerankerConfig(backend="blip2_itm", model=<checkpoint>))`` -> ``Reranker.score_pairs`` on the
+distinct pairs among the first ``max(depths)`` stage-1 candidates of both directions (vision provider run
+once per image, score cache when ``cache_dir`` is set) -> ``fusion.rerank_at_depth`` per depth and fusion
+rule -> ``eval.metrics``. Stage-1 candidates come from a stage-1 checkpoint (``rrbench_dual``, through
+``stage1_dual.pipeline.run_stage1``) or from any caption x image similarity.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from eval.data.benchmark import Benchmark
+from eval.itm_training.common import DEFAULT_FUSIONS, metrics_of_rankings
+from stage1_dual.config import EncoderConfig, Stage1Config
+from stage1_dual.pipeline import run_stage1
+from stage2_rerank.candidate_pairs import collect_candidate_pairs, gather_candidate_scores
+from stage2_rerank.config import FusionConfig, RerankerConfig
+from stage2_rerank.fusion import rerank_at_depth
+from stage2_rerank.rerank import load_reranker
+from stage2_rerank.validation import Candidates
+
+log = logging.getLogger(__name__)
+
+
+def dual_encoder_candidates(model_dir: Path, bench: Benchmark, depth: int, cache_dir: Optional[Path]) -> Candidates:
+    """Both directions' top-``depth`` candidates of an ``rrbench_dual`` stage-1 checkpoint (all captions and
+    all images of ``bench`` are queries, in benchmark order)."""
+    config = Stage1Config(encoder=EncoderConfig(backend="rrbench_dual", model=str(model_dir), device="cpu",
+                                                num_workers=0), depth=depth, cache_dir=cache_dir)
+    result = run_stage1(config, bench.images, [c.text for c in bench.captions])
+    t2i, i2t = result.candidates["t2i"], result.candidates["i2t"]
+    if not (np.array_equal(t2i.query_positions, np.arange(len(bench.captions)))
+            and np.array_equal(i2t.query_positions, np.arange(len(bench.images)))):
+        raise ValueError("stage 1 skipped some queries; evaluate on a benchmark without bad images")
+    return Candidates(t2i.ids, t2i.scores, i2t.ids, i2t.scores)
+
+
+def evaluate_checkpoint(checkpoint: Path, bench: Benchmark, candidates: Candidates, depths: Sequence[int],
+                        fusions: dict[str, FusionConfig] = DEFAULT_FUSIONS, cache_dir: Optional[Path] = None,
+                        pair_batch_size: int = 64) -> dict[str, Any]:
+    """``{"stage1": metrics, "<fusion>@<depth>": metrics, ..., "seconds": ..., "pairs": ...}``."""
+    max_depth = max(depths)
+    pairs = collect_candidate_pairs(candidates.t2i_ids, candidates.i2t_ids, max_depth)
+    config = RerankerConfig(backend="blip2_itm", model=str(checkpoint), device="cpu", cache_dir=cache_dir,
+                            pair_batch_size=pair_batch_size)
+    start = time.perf_counter()
+    with load_reranker(config) as reranker:
+        scores = reranker.score_pairs(bench.images, [c.text for c in bench.captions], pairs.pairs)
+    seconds = time.perf_counter() - start
+    t2i = gather_candidate_scores(scores.itm_logits, scores.itc, pairs.t2i_rows)
+    i2t = gather_candidate_scores(scores.itm_logits, scores.itc, pairs.i2t_rows)
+    out: dict[str, Any] = {"stage1": metrics_of_rankings(bench, candidates.t2i_ids, candidates.i2t_ids)}
+    for depth in depths:
+        for name, fusion in fusions.items():
+            out[f"{name}@{depth}"] = metrics_of_rankings(
+                bench, rerank_at_depth(candidates.t2i_ids, candidates.t2i_scores, t2i, depth, fusion),
+                rerank_at_depth(candidates.i2t_ids, candidates.i2t_scores, i2t, depth, fusion))
+    out["pairs"] = int(len(pairs.pairs))
+    out["seconds"] = seconds
+    return out
+
+
+def r1_table(results: dict[str, Any]) -> str:
+    """Markdown table of R@1/R@5 per setting (both directions)."""
+    lines = ["| setting | t2i R@1 | t2i R@5 | i2t R@1 | i2t R@5 |", "|---|---|---|---|---|"]
+    for name, metrics in results.items():
+        if isinstance(metrics, dict):
+            lines.append(f"| {name} | {metrics['t2i/R@1']:.1f} | {metrics['t2i/R@5']:.1f} | "
+                         f"{metrics['i2t/R@1']:.1f} | {metrics['i2t/R@5']:.1f} |")
+    return "\n".join(lines)

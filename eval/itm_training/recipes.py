@@ -1,0 +1,60 @@
+"""Test-split evaluation of the two trained rerankers (synthetic demo, Flickr8k-lite) with their stage 1.
+
+Stage 1 is a trained ``rrbench_dual`` checkpoint when given; otherwise a stand-in, named in the results under
+``"stage1_source"``: for Flickr8k-lite the linear MiniLM/EfficientNet map fitted during reranker training
+(``<run_dir>/stage1_linear.npz``), for the synthetic demo the reranker's own ITC similarity.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+
+from eval.data.dataset_config import DatasetConfig, SyntheticConfig
+from eval.data.loaders import load_benchmark
+from eval.itm_training.common import processed_pixels, training_data
+from eval.itm_training.evaluate import dual_encoder_candidates, evaluate_checkpoint
+from eval.itm_training.flickr8k import STAGE1_FILE, FlickrItmOptions, load_split, split_features, stage1_similarity
+from eval.itm_training.linear_stage1 import load_linear_stage1
+from stage2_rerank.efficientnet_provider import EfficientNetGridProvider
+from stage2_rerank.itm_checkpoint import load_itm_checkpoint
+from stage2_rerank.validation import candidates_from_similarity, itc_similarity
+
+STAGE1_DEPTH = 50
+STAGE1_CACHE = Path(".cache/rrbench/embeddings")
+
+
+def evaluate_synthetic(checkpoint: Path, stage1: Optional[Path], depths: Sequence[int],
+                       synthetic: Optional[SyntheticConfig] = None) -> dict[str, Any]:
+    """Synthetic test split: stage 1 (``stage1`` checkpoint, else the reranker's own ITC) vs reranking."""
+    bench = load_benchmark(DatasetConfig(format="synthetic", split="test", synthetic=synthetic or SyntheticConfig(),
+                                         verify_images=False))
+    depth = max(STAGE1_DEPTH, *depths)
+    if stage1 is not None:
+        candidates, source = dual_encoder_candidates(stage1, bench, depth, STAGE1_CACHE), str(stage1)
+    else:
+        trainable, processor = load_itm_checkpoint(checkpoint)
+        data = training_data(bench, processor.tokenizer, processed_pixels(processor.image_processor, bench), 35)
+        with torch.inference_mode():
+            candidates = candidates_from_similarity(itc_similarity(trainable, data), depth)
+        source = "the reranker's own ITC (stand-in stage 1)"
+    return {"stage1_source": source, **evaluate_checkpoint(checkpoint, bench, candidates, depths)}
+
+
+def evaluate_flickr(checkpoint: Path, stage1: Optional[Path], depths: Sequence[int]) -> dict[str, Any]:
+    """Flickr8k 1K test: stage 1 (``stage1`` checkpoint, else the fitted linear stand-in) vs reranking."""
+    options = FlickrItmOptions(run_dir=Path(checkpoint).parent)
+    bench = load_split(options, "test")
+    depth = max(STAGE1_DEPTH, *depths)
+    if stage1 is not None:
+        candidates, source = dual_encoder_candidates(stage1, bench, depth, STAGE1_CACHE), str(stage1)
+    else:
+        _, processor = load_itm_checkpoint(checkpoint)
+        provider = EfficientNetGridProvider(options.variant, processor.image_processor, torch.device("cpu"),
+                                            torch.float32)
+        linear = load_linear_stage1(options.run_dir / STAGE1_FILE)
+        similarity = stage1_similarity(options, linear, bench, split_features(options, provider, bench, "test"))
+        candidates, source = candidates_from_similarity(similarity, depth), "linear MiniLM/EfficientNet stand-in"
+    return {"stage1_source": source, **evaluate_checkpoint(checkpoint, bench, candidates, depths)}
