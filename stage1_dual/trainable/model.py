@@ -36,17 +36,18 @@ class LinearProjection(nn.Module):
 
 
 class MLPProjection(nn.Module):
-    """LayerNorm, then ``Linear-GELU-Dropout-Linear`` plus a bias-free linear skip path."""
+    """LayerNorm and dropout, then ``Linear-GELU-Dropout-Linear`` plus a bias-free linear skip path."""
 
     def __init__(self, dim_in: int, dim_out: int, cfg: ProjectionConfig) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(dim_in)
+        self.dropout = nn.Dropout(cfg.dropout)
         self.mlp = nn.Sequential(nn.Linear(dim_in, cfg.hidden_dim), nn.GELU(), nn.Dropout(cfg.dropout),
                                  nn.Linear(cfg.hidden_dim, dim_out))
         self.skip = nn.Linear(dim_in, dim_out, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm(x)
+        x = self.dropout(self.norm(x))
         return self.skip(x) + self.mlp(x)
 
 

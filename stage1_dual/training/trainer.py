@@ -249,7 +249,8 @@ def train_dual_encoder(cfg: TrainConfig, train: TrainingSplit, val: Optional[Tra
                                  f"{sorted(metrics)}")
             improved = value is not None and (state["best_metric"] is None or value > state["best_metric"])
             record = {"event": "val", "epoch": epoch, "step": state["global_step"], **metrics, "best": improved,
-                      "seconds": round(time.perf_counter() - start, 2)}
+                      "seconds": round(time.perf_counter() - start, 2),
+                      "process_cpu_seconds": round(time.process_time(), 2)}
             state["history"].append(record)
             if accelerator.is_main_process:
                 _append_log(log_path, record)
