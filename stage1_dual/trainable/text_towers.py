@@ -50,7 +50,8 @@ class MiniLMTower(Tower):
         self.bert = AutoModel.from_pretrained(str(self.model_dir), local_files_only=True, add_pooling_layer=False)
         num_layers = len(self.bert.encoder.layer)
         if cfg.trainable_layers > num_layers:
-            raise ValueError(f"text_tower.trainable_layers={cfg.trainable_layers} but the model has {num_layers} layers")
+            raise ValueError(f"text_tower.trainable_layers={cfg.trainable_layers} but the model has "
+                             f"{num_layers} layers")
         self.num_frozen = num_layers - cfg.trainable_layers
         self.max_length = cfg.max_length
         self.output_dim = int(self.bert.config.hidden_size)
@@ -62,7 +63,8 @@ class MiniLMTower(Tower):
         return {"tower": "minilm", "weights": directory_sha256(self.model_dir, ("*.safetensors", "*.bin")),
                 "frozen_layers": self.num_frozen, "max_length": self.max_length, "pooling": "mean"}
 
-    def _run_layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor, layers: Sequence[nn.Module]) -> torch.Tensor:
+    def _run_layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor,
+                    layers: Sequence[nn.Module]) -> torch.Tensor:
         additive = _additive_mask(attention_mask, hidden.dtype)
         for layer in layers:
             out = layer(hidden, attention_mask=additive)

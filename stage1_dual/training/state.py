@@ -84,7 +84,8 @@ def load_training_checkpoint(directory: Path, model: DualEncoderModel, optimizer
     returns ``(trainer_state, arrays)``."""
     directory = Path(directory)
     if not (directory / STATE_FILE).is_file() or not (directory / OPTIMIZER_FILE).is_file():
-        raise CheckpointError(f"{directory} is not a resumable training checkpoint ({STATE_FILE} / {OPTIMIZER_FILE} missing)")
+        raise CheckpointError(f"{directory} is not a resumable training checkpoint "
+                              f"({STATE_FILE} / {OPTIMIZER_FILE} missing)")
     load_weights_into(model, directory)
     tensors = load_file(str(directory / OPTIMIZER_FILE))
     state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))

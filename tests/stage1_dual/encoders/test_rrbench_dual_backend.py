@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from stage1_dual.config import EncoderConfig, IndexConfig, Stage1Config
-from stage1_dual.embedding_cache import EmbeddingCache
 from stage1_dual.encode import encode_images, encode_texts
 from stage1_dual.encoders import load_encoder
 from stage1_dual.pipeline import run_stage1
@@ -49,7 +48,8 @@ def test_loads_as_a_dual_encoder_and_matches_the_model(tmp_path: Path):
 def test_run_stage1_and_cache_invalidation_on_retraining(tmp_path: Path):
     split = toy_split(tmp_path / "images")
     directory = _checkpoint(tmp_path / "ckpt", seed=0)
-    cfg = Stage1Config(encoder=_config(directory), index=IndexConfig(type="torch"), depth=5, cache_dir=tmp_path / "cache")
+    cfg = Stage1Config(encoder=_config(directory), index=IndexConfig(type="torch"), depth=5,
+                       cache_dir=tmp_path / "cache")
     first = run_stage1(cfg, split.images, split.texts)
     assert first.candidates["t2i"].ids.shape == (40, 5) and first.images.encoded_items == 20
     again = run_stage1(cfg, split.images, split.texts)

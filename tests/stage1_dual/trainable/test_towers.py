@@ -28,9 +28,9 @@ def test_minilm_split_forward_equals_stock_bert_mean_pooling(tmp_path: Path, tra
     from transformers import AutoModel, AutoTokenizer
 
     directory = write_tiny_bert(tmp_path / "bert", layers=3)
-    tower = build_text_tower(TextTowerConfig(name="minilm", model_dir=str(directory), trainable_layers=trainable_layers))
-    tower.train()  # frozen layers must stay in eval mode; compare the trained layers in eval mode too
-    tower.eval()
+    tower = build_text_tower(TextTowerConfig(name="minilm", model_dir=str(directory),
+                                             trainable_layers=trainable_layers))
+    tower.eval()  # no dropout in the trained layers either, to compare with the stock forward
     stock = AutoModel.from_pretrained(str(directory)).eval()
     tokens = AutoTokenizer.from_pretrained(str(directory))(SENTENCES, padding=True, return_tensors="pt")
     with torch.no_grad():

@@ -56,7 +56,8 @@ def test_lit_training_second_run_computes_no_frozen_features(tmp_path: Path, mon
     split = toy_split(tmp_path / "images")
     calls = []
     original = MiniLMTower.frozen_features
-    monkeypatch.setattr(MiniLMTower, "frozen_features", lambda self, texts: calls.append(len(texts)) or original(self, texts))
+    monkeypatch.setattr(MiniLMTower, "frozen_features",
+                        lambda self, texts: calls.append(len(texts)) or original(self, texts))
     cfg = tiny_train_config(epochs=1, feature_cache_dir=tmp_path / "features")
     cfg.model.text_tower = TextTowerConfig(name="minilm", model_dir=str(bert), trainable_layers=0)
     train_dual_encoder(cfg, split, split, tmp_path / "run1")
