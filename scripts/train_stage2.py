@@ -9,7 +9,7 @@ MiniLM-initialised Q-Former over frozen EfficientNet-Lite0 grid features (cached
 linear stand-in stage 1. Both resume from ``<run-dir>/last`` and write ``<run-dir>/best`` (the checkpoint to
 use as ``stage2.model``). The test evaluation reranks stage-1 candidates: ``--stage1 DIR`` = a trained
 ``rrbench_dual`` checkpoint; without it, the flickr8k linear stand-in / the reranker's own ITC (synthetic).
-Results go to ``<run-dir>/test_results.json`` and a Markdown table to stdout.
+Results go to ``<run-dir>/test_results_<checkpoint>_<stage1>.json`` and a Markdown table to stdout.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from eval.itm_training.recipes import evaluate_flickr, evaluate_synthetic
 from eval.itm_training.flickr8k import FlickrItmOptions, flickr_trainer_config, train_flickr_reranker
 from eval.itm_training.synthetic import SyntheticItmOptions, demo_trainer_config, train_synthetic_reranker
 
-RUN_DIRS = {"synthetic": ".cache/rrbench/models/stage2_synthetic", "flickr8k": ".cache/rrbench/models/stage2_flickr8k_lite"}
+RUN_DIRS = {"synthetic": ".cache/rrbench/models/stage2_synthetic",
+            "flickr8k": ".cache/rrbench/models/stage2_flickr8k_lite"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,7 +78,9 @@ def main(argv: list[str]) -> int:
         return 0
     evaluate = {"synthetic": evaluate_synthetic, "flickr8k": evaluate_flickr}[dataset]
     results = evaluate(checkpoint, args.stage1, depths)
-    (run_dir / "test_results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    stage1_name = "linear_or_own_itc" if args.stage1 is None else args.stage1.name
+    out = run_dir / f"test_results_{checkpoint.name}_{stage1_name}.json"
+    out.write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(r1_table(results))
     return 0
 

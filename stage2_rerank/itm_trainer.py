@@ -7,7 +7,7 @@ Run directory layout:
 - ``best/``: checkpoint with the highest ``validate(trainable)[select_metric]`` so far (validated at every
   epoch end and when a time budget stops training).
 - ``log.jsonl``: one JSON object per line: ``{"kind": "train", "step", "epoch", "loss", "itm", "itc",
-  "itm_accuracy", "lr", "temperature", "seconds"}`` per step, ``{"kind": "val", "step", "epoch", <metrics>,
+  "itm_accuracy", "lr" (the largest group's), "temperature", "seconds"}`` per step, ``{"kind": "val", "step", "epoch", <metrics>,
   "best"}`` per validation.
 
 Determinism: the caption order of epoch ``e`` is a permutation seeded by ``(seed, e)`` (grouped by
@@ -24,7 +24,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Collection, Optional
 
 import torch
 from tqdm.auto import tqdm
@@ -71,8 +71,14 @@ class ItmTrainer:
 
     def __init__(self, trainable: ItmTrainable, processor: Any, data: ItmTrainingData, config: ItmTrainerConfig,
                  run_dir: Path, validate: Optional[Validate] = None, topk: Optional[TopKNegatives] = None,
-                 stage1: Optional[Stage1Embeddings] = None) -> None:
+                 stage1: Optional[Stage1Embeddings] = None, pretrained_parameters: Collection[str] = ()) -> None:
+        """``pretrained_parameters``: names (as in ``trainable.named_parameters()``) trained at
+        ``lr * pretrained_lr_scale``."""
         self.trainable, self.processor, self.data, self.config = trainable, processor, data, config
+        self.pretrained = frozenset(pretrained_parameters)
+        unknown = self.pretrained - {name for name, _ in trainable.named_parameters()}
+        if unknown:
+            raise ValueError(f"pretrained_parameters not in the model: {sorted(unknown)[:3]}")
         self.run_dir = Path(run_dir)
         self.validate, self.topk, self.stage1 = validate, topk, stage1
         full = len(data.caption_tokens) // config.batch_size
@@ -89,13 +95,15 @@ class ItmTrainer:
 
     def _param_groups(self) -> list[dict]:
         cfg = self.config
-        groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+        groups: dict[tuple[bool, bool, bool], list[torch.nn.Parameter]] = {}
         for name, param in self.trainable.named_parameters():
             if param.requires_grad:
-                groups.setdefault((name.startswith("vision."), _no_decay(name, param)), []).append(param)
-        return [{"params": params, "lr": (cfg.vision_lr or cfg.lr) if vision else cfg.lr,
+                key = (name.startswith("vision."), name in self.pretrained, _no_decay(name, param))
+                groups.setdefault(key, []).append(param)
+        return [{"params": params,
+                 "lr": (cfg.vision_lr or cfg.lr) if vision else cfg.lr * (cfg.pretrained_lr_scale if pretrained else 1),
                  "weight_decay": 0.0 if no_decay else cfg.weight_decay}
-                for (vision, no_decay), params in sorted(groups.items())]
+                for (vision, pretrained, no_decay), params in sorted(groups.items())]
 
     def _lr_factor(self, step: int) -> float:
         warmup = self.config.warmup_steps
@@ -108,7 +116,7 @@ class ItmTrainer:
 
     def _epoch_order(self, epoch: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
-        if self.data.image_group is not None:
+        if self.data.image_group is not None and epoch >= self.config.grouped_from_epoch:
             return grouped_caption_order(self.data.caption_image, self.data.image_group, generator)
         return torch.randperm(len(self.data.caption_tokens), generator=generator)
 
@@ -129,7 +137,7 @@ class ItmTrainer:
         losses.loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.trainable.parameters(), cfg.grad_clip)
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = max(group["lr"] for group in self.optimizer.param_groups)
         self.optimizer.step()
         self.scheduler.step()
         self.counters["step"] += 1

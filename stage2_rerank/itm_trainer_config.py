@@ -34,6 +34,11 @@ class ItmTrainerConfig:
         mined_from_step: mined negatives are used only after this many steps (before: in-batch ITC negatives
             only). From scratch, ITM starts learning once ITC has aligned the modalities; negatives that differ
             in a single attribute binding are only useful after that.
+        grouped_from_epoch: with ``ItmTrainingData.image_group``, epochs from this one on keep each group's
+            images together in batches; earlier epochs are shuffled freely (learn coarse matching first).
+        pretrained_lr_scale: learning-rate factor of the parameters initialised from a pretrained checkpoint
+            (the trainer's ``pretrained_parameters``, e.g. the MiniLM-initialised layers); fresh parameters
+            (cross-attention, queries, heads) use ``lr``.
         steps_per_epoch: cap on the steps of one epoch (``None``: all captions); an epoch then covers the
             first ``steps_per_epoch * batch_size`` captions of its shuffled order.
         text_max_length: caption tokens incl. [CLS]/[SEP] (the reranker's ``text_max_length``).
@@ -60,6 +65,8 @@ class ItmTrainerConfig:
     negatives: NegativeSourceName = "itc"
     mined_fraction: float = 1.0
     mined_from_step: int = 0
+    grouped_from_epoch: int = 0
+    pretrained_lr_scale: float = 1.0
     steps_per_epoch: Optional[int] = None
     text_max_length: int = 35
     seed: int = 0
@@ -87,6 +94,10 @@ class ItmTrainerConfig:
             raise ValueError(f"schedule must be cosine or constant, got {self.schedule!r}")
         if self.negatives not in ("itc", "stage1", "topk"):
             raise ValueError(f"negatives must be itc, stage1 or topk, got {self.negatives!r}")
+        if self.grouped_from_epoch < 0:
+            raise ValueError(f"grouped_from_epoch must be >= 0, got {self.grouped_from_epoch}")
+        if not 0.0 < self.pretrained_lr_scale <= 1.0:
+            raise ValueError(f"pretrained_lr_scale must be in (0, 1], got {self.pretrained_lr_scale}")
         if not 0.0 <= self.mined_fraction <= 1.0:
             raise ValueError(f"mined_fraction must be in [0, 1], got {self.mined_fraction}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:

@@ -24,7 +24,7 @@ from eval.itm_training.common import padded_lists, processed_pixels, rerank_vali
 from stage2_rerank.conv_grid import ConvGrid, ConvGridConfig
 from stage2_rerank.hard_negatives import TopKNegatives
 from stage2_rerank.itm_model_spec import ItmModelSpec, build_itm_model
-from stage2_rerank.itm_trainable import ItmTrainable
+from stage2_rerank.itm_trainable import ItmTrainable, score_pairs_in_memory
 from stage2_rerank.itm_trainer import FitResult, ItmTrainer
 from stage2_rerank.itm_trainer_config import ItmTrainerConfig
 
@@ -32,9 +32,11 @@ log = logging.getLogger(__name__)
 
 
 def demo_trainer_config() -> ItmTrainerConfig:
-    """Training schedule of the demo reranker (about 2-3 minutes on 2 CPU cores)."""
-    return ItmTrainerConfig(epochs=3, batch_size=48, lr=1e-3, weight_decay=0.01, warmup_steps=30, itc_weight=1.0,
-                            negatives="topk", mined_fraction=0.5, steps_per_epoch=120, temperature_init=0.1)
+    """Training schedule of the demo reranker: 2,000 steps of 32 positive pairs (ITM on in-batch ITC negatives;
+    from step 250 half the rows take a sibling distractor instead), cosine-decayed from 1e-3."""
+    return ItmTrainerConfig(epochs=4, steps_per_epoch=500, batch_size=32, lr=1e-3, weight_decay=0.01,
+                            warmup_steps=30, itc_weight=1.0, negatives="topk", mined_fraction=0.5,
+                            mined_from_step=250, temperature_init=0.1)
 
 
 @dataclass
@@ -52,6 +54,7 @@ class SyntheticItmOptions:
         num_attention_heads: Q-Former heads.
         num_query_tokens: learned queries.
         cross_attention_frequency: a cross-attention layer every this many Q-Former layers.
+        initializer_range: std of the fresh Q-Former weights (about 0.5 / sqrt(hidden_size); see ItmModelSpec).
         group_batches: keep each scene's distractor siblings together in training batches, so that in-batch
             ITC and its hard negatives contrast them (binding colours, sizes and positions).
         val_images: validation uses the first this many val images and their captions.
@@ -62,16 +65,17 @@ class SyntheticItmOptions:
     run_dir: Path
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     data_cache_dir: Path = DEFAULT_CACHE_DIR
-    grid: ConvGridConfig = field(default_factory=lambda: ConvGridConfig(image_size=64, widths=(32, 64, 64),
-                                                                        feature_dim=64, groups=8))
-    hidden_size: int = 64
+    grid: ConvGridConfig = field(default_factory=lambda: ConvGridConfig(image_size=64, widths=(32, 64, 96, 96),
+                                                                        feature_dim=96, groups=8, first_stride=1))
+    hidden_size: int = 96
     num_layers: int = 3
     num_attention_heads: int = 4
     num_query_tokens: int = 8
     cross_attention_frequency: int = 1
-    group_batches: bool = True
-    val_images: int = 300
-    val_depth: int = 10
+    initializer_range: float = 0.08
+    group_batches: bool = False
+    val_images: int = 200
+    val_depth: int = 8
     trainer: ItmTrainerConfig = field(default_factory=demo_trainer_config)
 
     def __post_init__(self) -> None:
@@ -80,7 +84,8 @@ class SyntheticItmOptions:
             raise ValueError("val_images must be >= 2 and val_depth >= 1")
 
 
-def _bench(options: SyntheticItmOptions, split: str) -> Benchmark:
+def load_split(options: SyntheticItmOptions, split: str) -> Benchmark:
+    """The synthetic ``split`` (train, val or test) of ``options.synthetic``."""
     return load_benchmark(DatasetConfig(format="synthetic", split=split, synthetic=options.synthetic,
                                         cache_dir=options.data_cache_dir, verify_images=False))
 
@@ -115,13 +120,14 @@ def sibling_negatives(groups: np.ndarray, bench: Benchmark) -> TopKNegatives:
 
 def train_synthetic_reranker(options: SyntheticItmOptions) -> FitResult:
     """Train (or resume) the demo reranker; returns the fit result (``best_dir`` is the checkpoint)."""
-    train, val = _bench(options, "train"), subset(_bench(options, "val"), options.val_images)
+    train, val = load_split(options, "train"), subset(load_split(options, "val"), options.val_images)
     spec = ItmModelSpec(vision_provider="conv_grid", feature_dim=options.grid.feature_dim,
                         image_size=options.grid.image_size, num_layers=options.num_layers,
                         hidden_size=options.hidden_size, num_attention_heads=options.num_attention_heads,
                         intermediate_size=4 * options.hidden_size, num_query_tokens=options.num_query_tokens,
                         image_text_hidden_size=options.hidden_size, max_position_embeddings=64, dropout=0.0,
                         cross_attention_frequency=options.cross_attention_frequency,
+                        initializer_range=options.initializer_range,
                         seed=options.trainer.seed)
     model, processor, _ = build_itm_model(spec, caption_words(train))
     trainable = ItmTrainable(model, ConvGrid(options.grid), options.trainer.temperature_init)
@@ -138,3 +144,34 @@ def train_synthetic_reranker(options: SyntheticItmOptions) -> FitResult:
              {k: round(v, 1) for k, v in result.best_metrics.items() if k.endswith("/R@1")}, result.steps,
              result.seconds)
     return result
+
+
+def distractor_accuracy(trainable: ItmTrainable, bench: Benchmark, groups: np.ndarray, image_inputs,
+                        tokenizer, max_length: int = 35, seed: int = 0) -> dict[str, float]:
+    """Pairwise ITM/ITC accuracy of each caption's own image against (a) each of its sibling distractors (same bag
+    of words: a bag-of-words model scores exactly 0.5) and (b) one random other scene of the split.
+
+    Returns ``{"itm/siblings", "itc/siblings", "itm/random", "itc/random"}`` (fractions; ties count half).
+    """
+    data = training_data(bench, tokenizer, image_inputs, max_length)
+    own = data.caption_image.numpy()
+    captions = np.arange(len(own))
+    members: dict[int, list[int]] = {}
+    for row, group in enumerate(groups.tolist()):
+        members.setdefault(group, []).append(row)
+    sib_pairs = [(s, c) for c, image in zip(captions, own) for s in members[groups[image]] if s != image]
+    other = (own + np.random.default_rng(seed).integers(1, len(bench.images), len(own))) % len(bench.images)
+    pairs = np.concatenate([np.stack([own, captions], 1), np.array(sib_pairs, dtype=np.int64).reshape(-1, 2),
+                            np.stack([other, captions], 1)])
+    logits, itc = score_pairs_in_memory(trainable, data, pairs)
+    itm = logits[:, 1] - logits[:, 0]
+    n, n_sib = len(own), len(sib_pairs)
+    sib_caption = np.array([c for _, c in sib_pairs], dtype=np.int64)
+
+    def accuracy(scores: np.ndarray, against: np.ndarray, rows: np.ndarray) -> float:
+        return float(((scores[rows] > against) + 0.5 * (scores[rows] == against)).mean())
+
+    return {"itm/siblings": accuracy(itm, itm[n: n + n_sib], sib_caption),
+            "itc/siblings": accuracy(itc, itc[n: n + n_sib], sib_caption),
+            "itm/random": accuracy(itm, itm[n + n_sib:], captions),
+            "itc/random": accuracy(itc, itc[n + n_sib:], captions)}
