@@ -3,7 +3,7 @@ report R@1/5/10 of both directions on the test split through the normal stage-1 
 run_stage1 + eval.metrics).
 
     python scripts/train_stage1.py configs/train/stage1_synthetic.yaml [key.sub=value ...]
-        [--run-dir DIR] [--threads N] [--no-resume] [--skip-test]
+        [--run-dir DIR] [--threads N (default 1)] [--no-resume] [--skip-test]
 
 Outputs in the run directory: ``best/`` (load with ``EncoderConfig(backend="rrbench_dual", model=<run
 dir>/best)``), ``last/`` (resumable), ``log.jsonl``, ``test_metrics.json``. Training resumes from
@@ -102,7 +102,9 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("config", type=Path, help="YAML file of a Stage1TrainingRun")
     parser.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     parser.add_argument("--run-dir", type=Path, default=None, help="override run_dir")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a shared 2-core machine 2 threads ran 10x slower; "
+                             "0 = torch default)")
     parser.add_argument("--no-resume", action="store_true", help="start from scratch even if <run_dir>/last exists")
     parser.add_argument("--skip-test", action="store_true", help="do not evaluate the test split")
     args = parser.parse_intermixed_args(argv)
