@@ -21,7 +21,8 @@ from stage2_rerank.rerank import load_reranker
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic_itm")
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: one thread is as fast, and immune to spin-waiting on shared cores
     options = SyntheticItmOptions(
         run_dir=root / "run", data_cache_dir=root / "data",
         synthetic=SyntheticConfig(num_train=800, num_val=100, num_test=100, image_size=32, seed=3),
@@ -31,7 +32,10 @@ def trained(tmp_path_factory):
         trainer=ItmTrainerConfig(epochs=4, batch_size=32, lr=2e-3, warmup_steps=20, schedule="constant",
                                  negatives="itc", itc_weight=1.0, temperature_init=0.1, weight_decay=0.0,
                                  progress=False))
-    result = train_synthetic_reranker(options)
+    try:
+        result = train_synthetic_reranker(options)
+    finally:
+        torch.set_num_threads(threads)
     return options, result
 
 
