@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("eval.commands.run", "run one experiment config (stage 1, stage 2, ablation grid, report)"),
     "report": ("eval.commands.report", "rebuild tables and plots from saved results.json files"),
     "data": ("eval.commands.data", "load a dataset config, print its summary and every skipped item"),
+    "compete": ("eval.commands.compete", "competition mode: result1.csv (text to image) and result2.csv (image to text)"),
     "config": ("eval.commands.config", "validate an experiment config and print it resolved, or document every field"),
 }
 

@@ -65,6 +65,8 @@ class TrainConfig:
 
     Attributes:
         model: the architecture (towers, projections, shared dimension, initial temperature).
+        init_from: fine-tuning: an ``rrbench_dual`` model directory whose architecture and weights start the
+            run (``model`` is then ignored); None = fresh initialisation from ``model``.
         epochs: passes over the training images.
         batch_size: images per step on each process (global batch = batch_size x processes).
         captions_per_image: captions drawn per image per step (several = multi-positive image-to-text).
@@ -98,6 +100,7 @@ class TrainConfig:
     """
 
     model: DualModelConfig = field(default_factory=DualModelConfig)
+    init_from: Optional[Path] = None
     epochs: int = 10
     batch_size: int = 256
     captions_per_image: int = 1
@@ -140,3 +143,5 @@ class TrainConfig:
         _require(bool(self.selection_metric), "selection_metric must name a validation metric")
         if self.feature_cache_dir is not None:
             self.feature_cache_dir = Path(self.feature_cache_dir)
+        if self.init_from is not None:
+            self.init_from = Path(self.init_from)

@@ -31,7 +31,7 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from stage1_dual.trainable.checkpoint import read_checkpoint_config, save_model_dir
+from stage1_dual.trainable.checkpoint import load_weights_into, read_checkpoint_config, save_model_dir
 from stage1_dual.trainable.model import DualEncoderModel
 from stage1_dual.trainable.model_config import DualModelConfig, model_config_from_dict
 from stage1_dual.trainable.text_towers import TEXT_TOWER_FITTERS
@@ -70,6 +70,8 @@ class TrainResult:
 def _model_config(cfg: TrainConfig, train: TrainingSplit, run_dir: Path, resume: bool) -> DualModelConfig:
     if resume and (run_dir / LAST / STATE_FILE).is_file():
         return model_config_from_dict(read_checkpoint_config(run_dir / LAST)["model"])
+    if cfg.init_from is not None:
+        return model_config_from_dict(read_checkpoint_config(cfg.init_from)["model"])
     model_cfg = copy.deepcopy(cfg.model)
     fit = TEXT_TOWER_FITTERS.get(model_cfg.text_tower.name)
     if fit is not None:
@@ -168,7 +170,11 @@ def train_dual_encoder(cfg: TrainConfig, train: TrainingSplit, val: Optional[Tra
     model_cfg = _model_config(cfg, train, run_dir, resume)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        model = DualEncoderModel(model_cfg).to(device)
+        model = DualEncoderModel(model_cfg)
+        if cfg.init_from is not None and not (resume and (run_dir / LAST / STATE_FILE).is_file()):
+            load_weights_into(model, cfg.init_from)
+            log.info("initialised from %s", cfg.init_from)
+        model = model.to(device)
     cache = FrozenFeatureCache(cfg.feature_cache_dir, cfg.feature_cache_dtype)
     feature_start = time.perf_counter()
     with accelerator.main_process_first():

@@ -1,0 +1,134 @@
+"""Rankings of both competition tasks: stage-1 candidates, optional stage-2 rerank, metrics.
+
+Task 1 (text to image): each text query of ``word_test.csv`` against the images of ``image_data.csv``.
+Task 2 (image to text): each image query of ``image_test.csv`` against the texts of ``word_data.csv``.
+Each task has its own gallery, so each gets its own encode (cached) and index.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from eval.competition.task_files import CompetitionTasks
+from eval.metrics import hits_multi_relevant, ranking_metrics
+from stage1_dual.config import Stage1Config
+from stage1_dual.pipeline import encode_with_cache
+from stage1_dual.protocols import DualEncoder
+from stage1_dual.retrieve import search_candidates
+from stage2_rerank.candidate_pairs import collect_candidate_pairs, gather_candidate_scores
+from stage2_rerank.config import FusionConfig
+from stage2_rerank.fusion import rerank_at_depth
+from stage2_rerank.rerank import Reranker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TaskRanking:
+    """The ranking of one task.
+
+    Attributes:
+        name: ``task1`` (text to image) or ``task2`` (image to text).
+        direction: ``t2i`` or ``i2t``.
+        query_positions: int64 ``[Q]`` positions of the answered queries in the task's query list
+            (skipped query images are absent).
+        ids: int64 ``[Q, N]`` gallery positions, best first (-1 = none).
+        scores: float32 ``[Q, N]`` stage-1 scores in stage-1 order (before any rerank).
+        skipped: gallery or query images that could not be encoded (``{"id", "reason", "role"}``).
+        info: counts and timings for the report.
+    """
+
+    name: str
+    direction: str
+    query_positions: np.ndarray
+    ids: np.ndarray
+    scores: np.ndarray
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def text_to_image(encoder: DualEncoder, cfg: Stage1Config, tasks: CompetitionTasks) -> TaskRanking:
+    """Task 1 stage-1 candidates: word_test texts query the image_data gallery."""
+    start = time.perf_counter()
+    images, texts = encode_with_cache(encoder, cfg, tasks.image_gallery, tasks.text_queries.texts)
+    candidates = search_candidates(texts.embeddings, images.embeddings, cfg.index, cfg.depth, direction="t2i",
+                                   gallery_positions=images.positions)
+    skipped = [{"id": s.id, "reason": s.reason, "role": "gallery image"} for s in images.skipped]
+    return TaskRanking("task1", "t2i", candidates.query_positions, candidates.ids, candidates.scores, skipped,
+                       {"stage1_seconds": round(time.perf_counter() - start, 2), **candidates.summary()})
+
+
+def image_to_text(encoder: DualEncoder, cfg: Stage1Config, tasks: CompetitionTasks) -> TaskRanking:
+    """Task 2 stage-1 candidates: image_test images query the word_data gallery."""
+    start = time.perf_counter()
+    images, texts = encode_with_cache(encoder, cfg, tasks.image_queries, tasks.text_gallery.texts)
+    candidates = search_candidates(images.embeddings, texts.embeddings, cfg.index, cfg.depth, direction="i2t",
+                                   query_positions=images.positions)
+    skipped = [{"id": s.id, "reason": s.reason, "role": "query image"} for s in images.skipped]
+    return TaskRanking("task2", "i2t", candidates.query_positions, candidates.ids, candidates.scores, skipped,
+                       {"stage1_seconds": round(time.perf_counter() - start, 2), **candidates.summary()})
+
+
+def rerank_task(ranking: TaskRanking, reranker: Reranker, tasks: CompetitionTasks, depth: int,
+                fusion: FusionConfig) -> TaskRanking:
+    """``ranking`` with its first ``depth`` candidates reordered by the fused stage-2 score."""
+    start = time.perf_counter()
+    if ranking.direction == "t2i":
+        images, texts = tasks.image_gallery, tasks.text_queries.texts
+        pairs = collect_candidate_pairs(ranking.ids, None, depth, t2i_query_captions=ranking.query_positions)
+        rows = pairs.t2i_rows
+    else:
+        images, texts = tasks.image_queries, tasks.text_gallery.texts
+        pairs = collect_candidate_pairs(None, ranking.ids, depth, i2t_query_images=ranking.query_positions)
+        rows = pairs.i2t_rows
+    scores = reranker.score_pairs(images, texts, pairs.pairs)
+    stage2 = gather_candidate_scores(scores.itm_logits, scores.itc, rows)
+    ranked = rerank_at_depth(ranking.ids, ranking.scores, stage2, depth, fusion)
+    info = {**ranking.info, "rerank_depth": depth, "fusion": fusion.rule, "pairs_scored": scores.stats.scored,
+            "pairs_from_cache": scores.stats.cache_hits, "stage2_seconds": round(time.perf_counter() - start, 2)}
+    skipped = ranking.skipped + [{"id": images[i].id, "reason": r, "role": "stage-2 image"}
+                                 for i, r in scores.stats.skipped]
+    return TaskRanking(ranking.name, ranking.direction, ranking.query_positions, ranked, ranking.scores, skipped,
+                       info)
+
+
+def result_ids(ranking: TaskRanking, gallery_ids: list[str], top_k: int) -> list[list[str]]:
+    """Gallery ids of the first ``top_k`` candidates of every answered query (padding dropped)."""
+    return [[gallery_ids[p] for p in row[:top_k] if p >= 0] for row in ranking.ids.tolist()]
+
+
+def task_metrics(ranking: TaskRanking, tasks: CompetitionTasks) -> Optional[dict[str, Any]]:
+    """R@1/5/10, MRR, ... of one task against the answer key (None without one).
+
+    A query counts when the answer key gives it at least one relevant item present in the task's
+    gallery; the others are counted as ``queries_without_answer``.
+    """
+    if tasks.ground_truth is None:
+        return None
+    truth = tasks.ground_truth
+    if ranking.direction == "t2i":
+        gallery = {item.id: p for p, item in enumerate(tasks.image_gallery)}
+        query_ids = [tasks.text_queries.ids[p] for p in ranking.query_positions]
+        relevant = [np.array(sorted(gallery[i] for i in truth.get(q, ()) if i in gallery), np.int64)
+                    for q in query_ids]
+    else:
+        image_texts: dict[str, list[str]] = {}
+        for text_id, image_ids in truth.items():
+            for image_id in image_ids:
+                image_texts.setdefault(image_id, []).append(text_id)
+        gallery = {t: p for p, t in enumerate(tasks.text_gallery.ids)}
+        query_ids = [tasks.image_queries[p].id for p in ranking.query_positions]
+        relevant = [np.array(sorted(gallery[t] for t in image_texts.get(q, ()) if t in gallery), np.int64)
+                    for q in query_ids]
+    keep = np.array([len(r) > 0 for r in relevant], dtype=bool)
+    out: dict[str, Any] = {"queries_scored": int(keep.sum()), "queries_without_answer": int((~keep).sum())}
+    if keep.any():
+        hits, num_relevant = hits_multi_relevant(ranking.ids[keep], [r for r, k in zip(relevant, keep) if k])
+        out.update(ranking_metrics(hits, num_relevant, true_recall=ranking.direction == "i2t",
+                                   prefix=f"{ranking.direction}/"))
+    return out
