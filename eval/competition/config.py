@@ -101,7 +101,8 @@ class CompeteConfig:
             trained by configs/train/stage1_flickr8k_zh_lite.yaml); N >= 10 so R@10 can be reported.
         finetune: optional fine-tuning of stage 1 on the training pairs (``files.train``).
         stage2: reranker; null = stage 1 alone.
-        rerank_depth: stage 2 reorders the first this many stage-1 candidates of every query.
+        rerank_depth: stage 2 reorders the first this many stage-1 candidates of every query (at most
+            ``stage1.depth``; used only with a ``stage2`` section).
         fusion: how stage-2 and stage-1 scores combine (``rule``: itm, itm+itc, alpha, rrf).
         top_k: result rows per query (the competition asks for 5).
         on_bad_input: a missing/undecodable image or a bad row in any file: ``error`` stops with a
@@ -127,7 +128,7 @@ class CompeteConfig:
             raise ValueError(f"top_k must be >= 1, got {self.top_k}")
         if self.stage1.depth < max(self.top_k, 10):
             raise ValueError(f"stage1.depth must be >= max(top_k, 10) = {max(self.top_k, 10)}, got {self.stage1.depth}")
-        if self.rerank_depth < 1 or self.rerank_depth > self.stage1.depth:
+        if self.rerank_depth < 1 or (self.stage2 is not None and self.rerank_depth > self.stage1.depth):
             raise ValueError(f"rerank_depth must be in [1, stage1.depth={self.stage1.depth}], got {self.rerank_depth}")
         if self.on_bad_input not in ("error", "skip"):
             raise ValueError(f"on_bad_input must be error or skip, got {self.on_bad_input!r}")

@@ -105,8 +105,9 @@ def result_ids(ranking: TaskRanking, gallery_ids: list[str], top_k: int) -> list
 def task_metrics(ranking: TaskRanking, tasks: CompetitionTasks) -> Optional[dict[str, Any]]:
     """R@1/5/10, MRR, ... of one task against the answer key (None without one).
 
-    A query counts when the answer key gives it at least one relevant item present in the task's
-    gallery; the others are counted as ``queries_without_answer``.
+    A query counts when the answer key gives it at least one relevant item listed in the task's
+    gallery file; the others are counted as ``queries_without_answer``. A gallery image that could not
+    be encoded still counts as relevant (a miss), so skipping never inflates the scores.
     """
     if tasks.ground_truth is None:
         return None

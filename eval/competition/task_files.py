@@ -59,53 +59,45 @@ class CompetitionTasks:
                 "skipped": len(self.skipped)}
 
 
-def _unique(ids: list[str], where: list[str], kind: str, bad: BadInputLog) -> list[int]:
-    """Positions of the first occurrence of every id; repeats go to ``bad``."""
-    seen: set[str] = set()
-    keep = []
-    for position, (item, source) in enumerate(zip(ids, where)):
-        if item in seen:
-            bad.bad(kind, item, source, f"duplicate {kind} id")
-            continue
-        seen.add(item)
-        keep.append(position)
-    return keep
-
-
 def read_text_list(path: Path, bad: BadInputLog) -> TextList:
     """``text_id,caption`` rows; empty ids/captions and repeated ids go through ``bad``."""
-    ids, texts, where = [], [], []
+    ids: list[str] = []
+    texts: list[str] = []
+    seen: set[str] = set()
     for row in read_table(path, ["text_id", "caption"], bad, fmt="csv"):
         text_id, caption = row.fields["text_id"], row.fields["caption"]
         if not text_id.strip():
             bad.bad("caption", f"row {row.index}", row.where, "empty text_id")
+        elif text_id in seen:
+            bad.bad("caption", text_id, row.where, "duplicate caption id")
         elif not caption.strip():
             bad.bad("caption", text_id, row.where, "empty caption")
         else:
             ids.append(text_id)
             texts.append(caption)
-            where.append(row.where)
-    keep = _unique(ids, where, "caption", bad)
-    return TextList([ids[p] for p in keep], [texts[p] for p in keep])
+            seen.add(text_id)
+    return TextList(ids, texts)
 
 
 def read_image_list(path: Path, image_dir: Path, bad: BadInputLog) -> list[ImageItem]:
     """``image_id`` rows as ImageItems under ``image_dir``; bad ids and missing files go through ``bad``."""
-    items, where = [], []
+    items: list[ImageItem] = []
+    seen: set[str] = set()
     for row in read_table(path, ["image_id"], bad, fmt="csv"):
         image_id = row.fields["image_id"]
         resolved = resolve_under(image_dir, image_id) if image_id.strip() else None
         if not image_id.strip():
             bad.bad("image", f"row {row.index}", row.where, "empty image_id")
+        elif image_id in seen:
+            bad.bad("image", image_id, row.where, "duplicate image id")
         elif resolved is None:
             bad.bad("image", image_id, row.where, f"path escapes the image folder {image_dir}")
         elif not resolved.is_file():
             bad.bad("image", image_id, row.where, f"missing image file {resolved}")
         else:
             items.append(ImageItem(id=image_id, path=resolved))
-            where.append(row.where)
-    keep = _unique([i.id for i in items], where, "image", bad)
-    return [items[p] for p in keep]
+            seen.add(image_id)
+    return items
 
 
 def read_ground_truth(path: Path, bad: BadInputLog) -> dict[str, set[str]]:
