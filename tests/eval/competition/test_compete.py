@@ -121,3 +121,15 @@ def test_config_validation():
     with pytest.raises(ValueError, match="rerank_depth"):
         load_compete_config(None, ["rerank_depth=500", "stage2={model: x}"])
     assert load_compete_config(None, ["top_k=3"]).stage1.encoder.backend == "rrbench_dual"
+
+
+def test_shipped_compete_configs_validate_and_every_field_is_documented():
+    from eval.competition.config import CompeteConfig
+    from eval.config_doc import config_reference
+
+    configs = sorted((Path(__file__).resolve().parents[3] / "configs" / "compete").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        assert load_compete_config(path).top_k == 5
+    undocumented = [row.key for row in config_reference(CompeteConfig) if not row.text]
+    assert not undocumented, f"compete config fields without a description: {undocumented}"
