@@ -102,12 +102,28 @@ def result_ids(ranking: TaskRanking, gallery_ids: list[str], top_k: int) -> list
     return [[gallery_ids[p] for p in row[:top_k] if p >= 0] for row in ranking.ids.tolist()]
 
 
+def _relevant_positions(relevant_ids: list[list[str]], gallery: dict[str, int]) -> tuple[list[np.ndarray], int]:
+    """Gallery positions of each query's relevant ids; an id the gallery lacks gets a position past its end
+    (never retrieved, so a miss). Returns the arrays and how many relevant ids were absent."""
+    absent: dict[str, int] = {}
+    out = []
+    for ids in relevant_ids:
+        positions = []
+        for item in ids:
+            if item not in gallery:
+                absent.setdefault(item, len(gallery) + len(absent))
+            positions.append(gallery.get(item, absent.get(item, -1)))
+        out.append(np.array(sorted(positions), np.int64))
+    return out, len(absent)
+
+
 def task_metrics(ranking: TaskRanking, tasks: CompetitionTasks) -> Optional[dict[str, Any]]:
     """R@1/5/10, MRR, ... of one task against the answer key (None without one).
 
-    A query counts when the answer key gives it at least one relevant item listed in the task's
-    gallery file; the others are counted as ``queries_without_answer``. A gallery image that could not
-    be encoded still counts as relevant (a miss), so skipping never inflates the scores.
+    Scored queries: the answered queries (query images that could not be read or decoded have no result
+    rows and are not scored) that the answer key lists. A relevant item that is not in the task's gallery
+    (skipped as missing, or never listed) and a gallery image that could not be encoded count as misses,
+    so skipping never inflates the scores. ``queries_without_answer``: answered queries the key lacks.
     """
     if tasks.ground_truth is None:
         return None
@@ -115,8 +131,7 @@ def task_metrics(ranking: TaskRanking, tasks: CompetitionTasks) -> Optional[dict
     if ranking.direction == "t2i":
         gallery = {item.id: p for p, item in enumerate(tasks.image_gallery)}
         query_ids = [tasks.text_queries.ids[p] for p in ranking.query_positions]
-        relevant = [np.array(sorted(gallery[i] for i in truth.get(q, ()) if i in gallery), np.int64)
-                    for q in query_ids]
+        relevant_ids = [sorted(truth.get(q, ())) for q in query_ids]
     else:
         image_texts: dict[str, list[str]] = {}
         for text_id, image_ids in truth.items():
@@ -124,12 +139,13 @@ def task_metrics(ranking: TaskRanking, tasks: CompetitionTasks) -> Optional[dict
                 image_texts.setdefault(image_id, []).append(text_id)
         gallery = {t: p for p, t in enumerate(tasks.text_gallery.ids)}
         query_ids = [tasks.image_queries[p].id for p in ranking.query_positions]
-        relevant = [np.array(sorted(gallery[t] for t in image_texts.get(q, ()) if t in gallery), np.int64)
-                    for q in query_ids]
-    keep = np.array([len(r) > 0 for r in relevant], dtype=bool)
-    out: dict[str, Any] = {"queries_scored": int(keep.sum()), "queries_without_answer": int((~keep).sum())}
+        relevant_ids = [sorted(image_texts.get(q, ())) for q in query_ids]
+    keep = np.array([len(r) > 0 for r in relevant_ids], dtype=bool)
+    relevant, absent = _relevant_positions([r for r, k in zip(relevant_ids, keep) if k], gallery)
+    out: dict[str, Any] = {"queries_scored": int(keep.sum()), "queries_without_answer": int((~keep).sum()),
+                           "relevant_not_in_gallery": absent}
     if keep.any():
-        hits, num_relevant = hits_multi_relevant(ranking.ids[keep], [r for r, k in zip(relevant, keep) if k])
+        hits, num_relevant = hits_multi_relevant(ranking.ids[keep], relevant)
         out.update(ranking_metrics(hits, num_relevant, true_recall=ranking.direction == "i2t",
                                    prefix=f"{ranking.direction}/"))
     return out

@@ -133,3 +133,17 @@ def test_shipped_compete_configs_validate_and_every_field_is_documented():
         assert load_compete_config(path).top_k == 5
     undocumented = [row.key for row in config_reference(CompeteConfig) if not row.text]
     assert not undocumented, f"compete config fields without a description: {undocumented}"
+
+
+def test_relevant_image_missing_from_the_gallery_counts_as_a_miss(fine_tuned, tmp_path):
+    root = fine_tuned["root"]
+    data = tmp_path / "data"
+    make_competition_dir(data)
+    (data / "ImageData" / "img5.jpg").unlink()
+    report = run_compete(_config(root, fine_tuned["model"], "on_bad_input=skip"), data, tmp_path / "out")
+    task1 = report["task1"]["metrics"]
+    assert (task1["queries_scored"], task1["queries_without_answer"], task1["relevant_not_in_gallery"]) == (20, 0, 1)
+    truth = {f"文本-{k}": f"img{k}.jpg" for k in range(20)}
+    top = _top(tmp_path / "out" / "result1.csv")
+    assert task1["t2i/R@5"] == pytest.approx(100.0 * sum(truth[q] in t for q, t in top.items()) / 20)
+    assert report["task2"]["queries_answered"] == 19 and report["task2"]["metrics"]["queries_scored"] == 19
