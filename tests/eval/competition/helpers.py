@@ -13,7 +13,8 @@ from PIL import Image
 
 from stage1_dual.trainable.model_config import DualModelConfig, ImageTowerConfig, ProjectionConfig, TextTowerConfig
 
-COLOURS = {"红": (220, 30, 30), "绿": (30, 160, 50), "蓝": (30, 80, 230), "黄": (245, 225, 30), "白": (255, 255, 255)}
+COLOURS = {"红": (220, 30, 30), "绿": (30, 160, 50), "蓝": (30, 80, 230), "黄": (245, 225, 30),
+           "白": (255, 255, 255)}
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> Path:
@@ -81,6 +82,7 @@ def tiny_finetune_overrides(cache_dir: Path, epochs: int = 8) -> list[str]:
 
     model = json.dumps(model_config_to_dict(tiny_model()), ensure_ascii=False)
     return ["finetune.enabled=true", "finetune.start_from_stage1=false", f"finetune.training.model={model}",
-            f"finetune.training.epochs={epochs}", "finetune.training.batch_size=10", "finetune.training.learning_rate=0.003",
-            "finetune.training.warmup_steps=2", "finetune.training.device=cpu", "finetune.training.feature_batch_size=20",
+            f"finetune.training.epochs={epochs}", "finetune.training.batch_size=10",
+            "finetune.training.learning_rate=0.003", "finetune.training.warmup_steps=2",
+            "finetune.training.device=cpu", "finetune.training.feature_batch_size=20",
             "stage1.encoder.device=cpu", "stage1.depth=10", f"cache_dir={cache_dir}"]

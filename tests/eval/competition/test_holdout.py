@@ -17,7 +17,8 @@ def _rows(path):
 
 @pytest.fixture
 def train_file(tmp_path):
-    rows = [(f"im{k // 2}.jpg", f"图片{k // 2}的说明,第{k % 2}句") for k in range(40)]  # 20 images, 2 captions each
+    # 20 images, 2 captions each
+    rows = [(f"im{k // 2}.jpg", f"图片{k // 2}的说明,第{k % 2}句") for k in range(40)]
     return write_csv(tmp_path / "src" / "ImageWordData.csv", ["image_id", "caption"], rows)
 
 
@@ -29,7 +30,8 @@ def test_split_is_deterministic_disjoint_and_complete(train_file, tmp_path):
              "ground_truth.csv"]
     assert all((tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes() for n in names)
     assert (tmp_path / "a" / "image_test.csv").read_bytes() != (tmp_path / "c" / "image_test.csv").read_bytes()
-    assert (summary.train_images, summary.held_out_images, summary.train_pairs, summary.held_out_pairs) == (15, 5, 30, 10)
+    sizes = (summary.train_images, summary.held_out_images, summary.train_pairs, summary.held_out_pairs)
+    assert sizes == (15, 5, 30, 10)
     train_images = {r[0] for r in _rows(tmp_path / "a" / "ImageWordData.csv")}
     held = [r[0] for r in _rows(tmp_path / "a" / "image_test.csv")]
     assert len(train_images) == 15 and not train_images & set(held)

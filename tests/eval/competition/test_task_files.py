@@ -13,7 +13,8 @@ from tests.eval.competition.helpers import make_competition_dir, write_csv
 def test_reads_all_four_files_and_the_answer_key(tmp_path):
     ids = make_competition_dir(tmp_path)
     tasks = read_tasks(tmp_path, CompetitionFiles(), "error")
-    assert tasks.text_queries.ids == ids["text_ids"] and tasks.text_queries.texts[0] == "红色方块在绿色方块左边"
+    assert tasks.text_queries.ids == ids["text_ids"]
+    assert tasks.text_queries.texts[0] == "红色方块在绿色方块左边"
     assert tasks.text_gallery.ids == ids["text_ids"][::-1]
     assert [i.id for i in tasks.image_queries] == ids["images"]
     assert [i.id for i in tasks.image_gallery] == ids["images"][::-1]
@@ -37,7 +38,8 @@ def test_bad_rows_follow_the_policy(tmp_path):
               [(" 带空格的id ", "红色"), ("dup", "绿色"), ("dup", "蓝色"), ("empty", " "), ("../x", "白色")])
     write_csv(tmp_path / "image_test.csv", ["image_id"], [("img0.jpg",), ("../ImageWordData.csv",)])
     tasks = read_tasks(tmp_path, CompetitionFiles(), "skip")
-    assert tasks.text_queries.ids == [" 带空格的id ", "dup", "../x"]  # verbatim, first of a repeated id kept
+    # verbatim, the first of a repeated id kept
+    assert tasks.text_queries.ids == [" 带空格的id ", "dup", "../x"]
     assert sorted(s.reason.split(" ")[0] for s in tasks.skipped) == ["duplicate", "empty", "path"]
     with pytest.raises(BadInputError, match="duplicate caption id"):
         read_tasks(tmp_path, CompetitionFiles(), "error")

@@ -69,7 +69,8 @@ def test_compete_on_held_out_teddy2024_pairs(tmp_path, record_property):
     s1 = validate_result_file(out / "result1.csv", RESULT1_COLUMNS, texts, held_images, 5)
     s2 = validate_result_file(out / "result2.csv", RESULT2_COLUMNS, held_images, texts, 5)
     assert (s1.queries, s2.queries) == (len(texts), len(held_images))
-    r5 = {"task1 t2i R@5": report["task1"]["metrics"]["t2i/R@5"], "task2 i2t R@5": report["task2"]["metrics"]["i2t/R@5"]}
+    r5 = {"task1 t2i R@5": report["task1"]["metrics"]["t2i/R@5"],
+          "task2 i2t R@5": report["task2"]["metrics"]["i2t/R@5"]}
     for name, value in r5.items():
         record_property(name, value)
     print(f"teddy2024 held-out (50 images, gallery 50): {r5}, stage 1 {report['finetune']['init_from']}")
