@@ -9,6 +9,7 @@ variants).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -82,13 +83,34 @@ def run_file_name(key: str, direction: str) -> str:
     return key.replace("/", "_").replace("@", "-") + f".{direction}.trec.gz"
 
 
-def write_cell_runs(out_dir: Path, key: str, ranked: dict[str, np.ndarray], data: dict[str, DirectionData]) -> None:
-    """TREC run files of both directions (scores = ``N + 1 - rank``, so tools re-sort to our order)."""
+def run_digest(ranked: np.ndarray, query_ids: Sequence[str], gallery_ids: Sequence[str], tag: str) -> str:
+    """SHA-256 of everything a run file's content depends on (rankings, ids, tag)."""
+    digest = hashlib.sha256(np.ascontiguousarray(ranked, dtype=np.int64).tobytes())
+    for part in ("\x1f".join(query_ids), "\x1f".join(gallery_ids), tag):
+        digest.update(b"\x1e" + part.encode("utf-8"))
+    return digest.hexdigest()
+
+
+def write_cell_runs(out_dir: Path, key: str, ranked: dict[str, np.ndarray], data: dict[str, DirectionData]) -> int:
+    """TREC run files of both directions (scores = ``N + 1 - rank``, so tools re-sort to our order).
+
+    A file whose content digest (``run_digest``, kept next to it as ``<file>.sha256``) matches is not rewritten,
+    so a rerun that reproduces a cell costs no run-file writing. Returns the number of files written.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    written = 0
     for direction in DIRECTIONS:
         d = data[direction]
-        write_run(out_dir / run_file_name(key, direction), ranked[direction], d.query_ids, d.gallery_ids,
-                  scores=None, tag=key)
+        path = out_dir / run_file_name(key, direction)
+        stamp = path.with_name(path.name + ".sha256")
+        digest = run_digest(ranked[direction], d.query_ids, d.gallery_ids, key)
+        if path.exists() and stamp.exists() and stamp.read_text(encoding="utf-8").strip() == digest:
+            continue
+        stamp.unlink(missing_ok=True)  # never a stale stamp beside a new file
+        write_run(path, ranked[direction], d.query_ids, d.gallery_ids, scores=None, tag=key)
+        stamp.write_text(digest + "\n", encoding="utf-8")
+        written += 1
+    return written
 
 
 def write_qrels_files(out_dir: Path, data: dict[str, DirectionData]) -> list[Path]:

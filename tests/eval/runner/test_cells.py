@@ -1,0 +1,30 @@
+"""Run files of a cell are rewritten only when their content would change."""
+
+import numpy as np
+
+from eval.runner.cells import DirectionData, run_file_name, write_cell_runs
+from eval.trec import read_run
+
+
+def _data():
+    t2i = DirectionData(ids=np.array([[1, 0], [0, 1]]), scores=np.zeros((2, 2), np.float32),
+                        query_positions=np.arange(2), relevant=np.array([1, 0]), query_ids=["c0", "c1"],
+                        gallery_ids=["i0", "i1"])
+    i2t = DirectionData(ids=np.array([[0, 1], [1, 0]]), scores=np.zeros((2, 2), np.float32),
+                        query_positions=np.arange(2), relevant=[np.array([0]), np.array([1])],
+                        query_ids=["i0", "i1"], gallery_ids=["c0", "c1"])
+    return {"t2i": t2i, "i2t": i2t}
+
+
+def test_unchanged_cells_are_not_rewritten(tmp_path):
+    data = _data()
+    ranked = {d: data[d].ids for d in data}
+    assert write_cell_runs(tmp_path, "stage2/itm/k=2", ranked, data) == 2
+    assert write_cell_runs(tmp_path, "stage2/itm/k=2", ranked, data) == 0
+    changed = {"t2i": ranked["t2i"][:, ::-1].copy(), "i2t": ranked["i2t"]}
+    assert write_cell_runs(tmp_path, "stage2/itm/k=2", changed, data) == 1
+    run = read_run(tmp_path / run_file_name("stage2/itm/k=2", "t2i"))
+    assert run.ranking["c0"] == ["i0", "i1"]  # the rewritten file holds the new ranking
+    # a file edited or removed by hand is written again
+    (tmp_path / run_file_name("stage2/itm/k=2", "i2t")).unlink()
+    assert write_cell_runs(tmp_path, "stage2/itm/k=2", changed, data) == 1
