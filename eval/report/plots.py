@@ -123,7 +123,9 @@ def recall_curves(results: Results, out_stem: Path) -> list[Path]:
         ax.set_ylim(0, 102)
         _style(ax, f"{DIRECTION_TITLES[direction]} ({direction})", "K (log scale)", "R@K (% of queries with a hit in top K)")
         ax.legend(loc="lower right", fontsize=8)
-    fig.suptitle(f"{results.experiment}: recall@K, stage 1 vs reranking at the largest depth")
+    reranked = any(setting.rule is not None for setting in settings)
+    fig.suptitle(f"{results.experiment}: recall@K, " + ("stage 1 vs reranking at the largest depth" if reranked
+                                                        else "stage 1 (no reranker configured)"))
     return _save(fig, out_stem)
 
 
