@@ -14,7 +14,9 @@ captions of one image are both positives of it):
 - ITM: the Q-Former ITM logits (mean over queries, as the reranker scores, with each distinct image's
   cross-attention keys/values computed once) of the 3B pairs
   ``[(image, caption) ; (image, negative caption) ; (negative image, caption)]`` with labels ``[1 ; 0 ; 0]``,
-  2-way cross-entropy.
+  2-way cross-entropy. With ``itm_rows = R``, only the first R rows of the batch (the batch order is random)
+  form ITM pairs (3R), while ITC and the in-batch negatives still use all B rows: a large ITC batch at a
+  smaller ITM cost.
 """
 
 from __future__ import annotations
@@ -102,9 +104,10 @@ def _with_extra_images(trainable: ItmTrainable, data: ItmTrainingData, batch_ima
 def batch_losses(trainable: ItmTrainable, data: ItmTrainingData, captions: torch.Tensor, *,
                  itc_weight: float, negatives: NegativeSource, generator: torch.Generator,
                  topk: Optional[TopKNegatives] = None, stage1: Optional[Stage1Embeddings] = None,
-                 mined_fraction: float = 1.0) -> StepLosses:
+                 mined_fraction: float = 1.0, itm_rows: Optional[int] = None) -> StepLosses:
     """Losses of the batch of positive pairs ``(caption_image[c], c)`` for ``captions`` (int64 ``[B]``);
-    with ``topk``, each row takes its mined negative with probability ``mined_fraction``."""
+    with ``topk``, each row takes its mined negative with probability ``mined_fraction``; ITM on the first
+    ``itm_rows`` rows only (``None``: all)."""
     device = trainable.temperature.device
     images = data.caption_image[captions]
     positive = images[:, None] == images[None, :]
@@ -139,6 +142,9 @@ def batch_losses(trainable: ItmTrainable, data: ItmTrainingData, captions: torch
             take_caption = (mined_captions >= 0) & (torch.rand(len(captions), generator=generator) < mined_fraction)
             neg_images = torch.where(take_image, mined_images, neg_images)
             neg_captions = torch.where(take_caption, mined_captions, neg_captions)
+    if itm_rows is not None and itm_rows < len(captions):
+        captions, images = captions[:itm_rows], images[:itm_rows]
+        neg_captions, neg_images = neg_captions[:itm_rows], neg_images[:itm_rows]
     features, slot = _with_extra_images(trainable, data, batch_images, batch_features,
                                         torch.cat([images, images, neg_images]))
     pair_ids, pair_mask = data.tokens(torch.cat([captions, neg_captions, captions]), device)

@@ -132,7 +132,7 @@ class ItmTrainer:
         mined = cfg.mined_fraction if self.counters["step"] >= cfg.mined_from_step else 0.0
         losses = batch_losses(self.trainable, self.data, captions, itc_weight=cfg.itc_weight,
                               negatives=cfg.negatives, generator=self.generator, topk=self.topk, stage1=self.stage1,
-                              mined_fraction=mined)
+                              mined_fraction=mined, itm_rows=cfg.itm_batch_size)
         self.optimizer.zero_grad(set_to_none=True)
         losses.loss.backward()
         if cfg.grad_clip > 0:

@@ -17,6 +17,9 @@ class ItmTrainerConfig:
         epochs: passes over the training captions (each caption once per epoch, with its image).
         batch_size: positive (image, caption) pairs per step; the ITM loss sees 3x as many pairs (each image
             with a hard negative caption, each caption with a hard negative image).
+        itm_batch_size: ITM on only this many of the batch's rows (3x as many pairs), ITC and in-batch
+            negatives still on all ``batch_size`` (``None``: all rows). ITM cost grows with it, ITC quality
+            with ``batch_size``.
         lr: peak AdamW learning rate of the Q-Former and heads.
         vision_lr: learning rate of a trainable vision module (``None``: ``lr``); ignored for cached features.
         weight_decay: AdamW decoupled weight decay (not applied to biases, norms, embeddings, query tokens,
@@ -54,6 +57,7 @@ class ItmTrainerConfig:
 
     epochs: int = 1
     batch_size: int = 32
+    itm_batch_size: Optional[int] = None
     lr: float = 1e-4
     vision_lr: Optional[float] = None
     weight_decay: float = 0.05
@@ -80,6 +84,8 @@ class ItmTrainerConfig:
         for name in ("epochs", "batch_size", "text_max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.itm_batch_size is not None and not 1 <= self.itm_batch_size <= self.batch_size:
+            raise ValueError(f"itm_batch_size must be in [1, batch_size={self.batch_size}], got {self.itm_batch_size}")
         if self.batch_size < 2:
             raise ValueError("batch_size must be >= 2 (in-batch negatives)")
         for name in ("lr", "temperature_init"):

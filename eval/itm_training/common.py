@@ -28,6 +28,7 @@ DEFAULT_FUSIONS: dict[str, FusionConfig] = {
     "itm": FusionConfig(rule="itm"),
     "itm+itc": FusionConfig(rule="itm+itc"),
     "alpha0.5": FusionConfig(rule="alpha", alpha=0.5),
+    "rrf": FusionConfig(rule="rrf"),
 }
 
 

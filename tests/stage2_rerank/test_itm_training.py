@@ -147,3 +147,18 @@ def test_trained_conv_grid_checkpoint_reloads_through_load_reranker(tmp_path, ti
     assert not torch.equal(before, trainable.vision.project.weight)  # the CNN trained jointly
     reranker = _reload_and_compare(tmp_path, trainable, data, tiny_images, captions)
     assert reranker.model.vision.identity.startswith("conv_grid|")
+
+
+def test_itm_rows_restrict_itm_to_the_first_rows_and_keep_the_full_itc_batch():
+    trainable, processor = tiny_trainable()
+    trainable.eval()  # no dropout: both calls see the same model
+    data = tiny_feature_data(processor)
+    kwargs = dict(itc_weight=1.0, negatives="itc")
+    full = batch_losses(trainable, data, torch.arange(6), generator=torch.Generator().manual_seed(0), **kwargs)
+    part = batch_losses(trainable, data, torch.arange(6), generator=torch.Generator().manual_seed(0), itm_rows=2,
+                        **kwargs)
+    assert part.itc.item() == pytest.approx(full.itc.item(), rel=1e-6)
+    assert part.itm_accuracy * 6 == pytest.approx(round(part.itm_accuracy * 6))  # 3 x 2 ITM pairs
+    assert part.itm.item() != pytest.approx(full.itm.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="itm_batch_size"):
+        ItmTrainerConfig(batch_size=4, itm_batch_size=5)
