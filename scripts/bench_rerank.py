@@ -30,6 +30,8 @@ def parse_args(argv: list[str]) -> tuple[BenchOptions, Path]:
     for name in ("images", "captions", "depth", "pair_batch_size", "stock_pairs", "stock_batch_size",
                  "lavis_t2i", "lavis_i2t", "parity_pairs", "kv_ablation_pairs", "precision_queries", "seed"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    parser.add_argument("--bf16-all-pairs", action="store_true",
+                        help="also time (c) with a bf16 Q-Former on every pair (CPU's allowed reduced precision)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's own); 1 avoids OpenMP stalls on a busy machine")
     parser.add_argument("--out", type=Path, default=Path("results/bench_rerank"))

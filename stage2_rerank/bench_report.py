@@ -105,6 +105,13 @@ def render_markdown(results: dict) -> str:
         f"(after model build {results['memory']['after_model_build']['rss_gb']:.2f} GiB).", "",
         f"(c) phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()) + ".", "",
     ]
+    if "reranker_bf16" in results:
+        low = results["reranker_bf16"]
+        lines += [f"(c) with a {low['dtype']} Q-Former (vision fp32; (a) and (b) stay fp32, as the stock model and "
+                  f"LAVIS run it): Q-Former phases {low['qformer_seconds']:.1f} s on all distinct pairs, "
+                  f"{low['pairs_per_s']:.2f} pairs/s (after vision {low['after_vision_pairs_per_s']:.2f}): "
+                  f"**c/a = {low['c_over_a']:.1f}**, **c/b = {low['c_over_b']:.2f}** (after vision: "
+                  f"{low['c_over_b_after_vision']:.2f}).", ""]
     if "kv_cache_ablation" in results:
         kv = results["kv_cache_ablation"]
         lines += [f"Cross-attention K/V cache: ITM phase on {kv['pairs']} pairs ({kv['distinct_images']} images) "

@@ -57,6 +57,9 @@ class BenchOptions:
         kv_ablation_pairs: random distinct pairs timed with and without the cross-attention K/V cache
             (interleaved, two rounds each; vision features already cached).
         precision_queries: text queries whose candidates enter the reduced-precision parity report.
+        bf16_all_pairs: also time (c) with a bf16 Q-Former on every distinct pair (vision fp32, its measured
+            phase reused), giving c/a and c/b for the CPU's allowed reduced precision; (a) and (b) stay fp32
+            as the stock model and LAVIS run the Q-Former.
         seed: seed of weights and data.
     """
 
@@ -72,6 +75,7 @@ class BenchOptions:
     parity_pairs: int = 6
     kv_ablation_pairs: int = 200
     precision_queries: int = 30
+    bf16_all_pairs: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -126,12 +130,16 @@ def run_benchmark(options: BenchOptions, argv: Sequence[str]) -> dict:
         "itm_max_abs_diff_vs_reranker": float(np.abs(stock_logits - scores.itm_logits[:len(stock_pairs)]).max())}
     results["rates"] = rates_and_ratios(results, slots)
 
-    results["kv_cache_ablation"] = kv_cache_ablation(model, processor, base, reranker, data,
-                                                     options.kv_ablation_pairs, options.seed)
+    if options.kv_ablation_pairs > 0:
+        results["kv_cache_ablation"] = kv_cache_ablation(model, processor, base, reranker, data,
+                                                         options.kv_ablation_pairs, options.seed)
     results["parity_vs_stock"] = stock_parity(model, processor, base, reranker, data, scores, options)
     log.info("precision parity: Q-Former bf16 vs fp32")
     results["precision_parity"] = precision_parity(reranker, data, torch.bfloat16, options.precision_queries,
                                                    scores)
+    if options.bf16_all_pairs:
+        log.info("(c) with a bfloat16 Q-Former on all %d distinct pairs", len(pairs))
+        results["reranker_bf16"] = low_precision_rates(reranker, data, torch.bfloat16, results, slots)
     results["memory"]["peak_end_cpu"] = memory_snapshot()
     results["provenance"]["load_average_at_end"] = list(os.getloadavg())
     if torch.cuda.is_available():
@@ -194,6 +202,25 @@ def precision_parity(reranker: Reranker, data: BenchData, dtype: torch.dtype, n_
             "itm": itm.as_dict(), "itm+itc": fused.as_dict(),
             "itc_max_abs_error": float(np.abs(reference.itc[subset] - scored.itc).max()),
             "qformer_seconds": scored.stats.seconds.get("itm", 0.0) + scored.stats.seconds.get("itc", 0.0)}
+
+
+def low_precision_rates(reranker: Reranker, data: BenchData, dtype: torch.dtype, results: dict,
+                        slots: int) -> dict:
+    """(c) with the Q-Former at ``dtype`` on every distinct pair, reusing (c)'s fp32 vision features: its
+    workload rate counts (c)'s measured vision phase plus the measured reduced-precision Q-Former phases."""
+    scorer = copy.deepcopy(reranker.model.scorer).to(dtype)
+    low_model = RerankerModel(reranker.model.backend, reranker.model.checkpoint_identity, reranker.model.vision,
+                              scorer, reranker.model.tokenizer, reranker.model.device)
+    low = Reranker(low_model, reranker.config, features=reranker.features)
+    scored = low.score_pairs(data.images, data.captions, data.candidate_pairs.pairs)
+    vision = results["reranker"]["seconds"].get("vision", 0.0)
+    qformer = scored.stats.seconds.get("itc", 0.0) + scored.stats.seconds.get("itm", 0.0)
+    rates = results["rates"]
+    c_rate, c_after_vision = slots / (vision + qformer), slots / qformer
+    return {"dtype": str(dtype).replace("torch.", ""), "vision_seconds_fp32": vision, "qformer_seconds": qformer,
+            "qformer_phases": scored.stats.seconds, "pairs_per_s": c_rate, "after_vision_pairs_per_s": c_after_vision,
+            "c_over_a": c_rate / rates["a_stock_pairs_per_s"], "c_over_b": c_rate / rates["b_lavis_pairs_per_s"],
+            "c_over_b_after_vision": c_after_vision / rates["b_lavis_qformer_phase_pairs_per_s"]}
 
 
 def cuda_fp16_run(model, processor, base: RerankerConfig, data: BenchData, reference: PairScores,
