@@ -48,13 +48,14 @@ def cpu_name() -> str:
 
 
 def hardware() -> dict[str, Any]:
-    """CPU name and count, GPU names (empty without CUDA), OS."""
+    """CPU name and count, torch's CPU threads for this run, GPU names (empty without CUDA), OS."""
     import os
 
     import torch
 
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
-    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "gpus": gpus, "platform": platform.platform()}
+    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpus": gpus,
+            "platform": platform.platform()}
 
 
 def provenance(config: dict[str, Any], seed: int, repo: Path) -> dict[str, Any]:

@@ -181,9 +181,22 @@ def run_experiment(cfg: ExperimentConfig) -> Path:
     """Run every stage-1 setting and its grid; returns the path of results.json (tables/plots beside it)."""
     import torch
 
+    start = time.perf_counter()
+    threads_before = torch.get_num_threads()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _run(cfg, start)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(cfg: ExperimentConfig, start: float) -> Path:
+    """``run_experiment`` after the thread setting; ``start`` = its perf_counter start."""
+    import torch
+
     from eval.report.build import build_report
 
-    start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     run = ExperimentRun(cfg)

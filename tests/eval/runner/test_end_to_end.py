@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import open_clip
 import pytest
+import torch
 
 from eval.experiment_config import ExperimentConfig, load_experiment
 from eval.runner.experiment import run_experiment
@@ -35,6 +36,7 @@ def experiment(tmp_path_factory) -> tuple[Path, list[str]]:
     config = root / "tiny.yaml"
     config.write_text(f"""
 experiment: tiny
+threads: 1
 output_dir: {root / 'results'}
 cache_dir: {root / 'cache'}
 dataset:
@@ -62,8 +64,11 @@ def test_config_round_trip(experiment):
 
 def test_end_to_end_outputs_and_resume(experiment):
     config, _ = experiment
+    threads_before = torch.get_num_threads()
     path = run_experiment(load_experiment(config))
+    assert torch.get_num_threads() == threads_before  # the config's thread count applies to the run only
     results = json.loads(path.read_text())
+    assert results["provenance"]["hardware"]["torch_threads"] == 1
     metrics = results["metrics"]
     for direction in ("t2i", "i2t"):
         for name in ("R@1", "R@5", "R@10", "MRR", "mAP", "MedR"):
