@@ -114,14 +114,20 @@ def _time_lavis(reranker: Reranker, data: BenchData, queries, max_length: int, d
     return time.perf_counter() - start
 
 
-def run_device_benchmark(options: DeviceBenchOptions, dtype: torch.dtype) -> dict:
-    """pairs/s of (a), (b), (c) at ``dtype`` on ``options.device``; parity of (c) vs (c) in fp32 there."""
-    device = torch.device(options.device)
+def _model_and_data(options: DeviceBenchOptions):
+    """(fp32 random model on the CPU, its processor, the bench workload) of ``options``."""
     arch = tiny_blip2_itm_config() if options.small else blip2_itm_vit_g_config()
-    fp32_model = build_random_model(arch, seed=options.seed)
+    model = build_random_model(arch, seed=options.seed)
     processor = build_processor(arch.vision_config.image_size, BENCH_WORDS)
     data = make_bench_data(options.images, options.captions, options.depth, arch.vision_config.image_size,
                            seed=options.seed)
+    return model, processor, data
+
+
+def run_device_benchmark(options: DeviceBenchOptions, dtype: torch.dtype) -> dict:
+    """pairs/s of (a), (b), (c) at ``dtype`` on ``options.device``; parity of (c) vs (c) in fp32 there."""
+    device = torch.device(options.device)
+    fp32_model, processor, data = _model_and_data(options)
     pairs = data.candidate_pairs.pairs
     slots = int(data.t2i_candidates.size + data.i2t_candidates.size)
     name = PRECISION_NAMES[dtype]
@@ -172,11 +178,7 @@ def interleaved_precision_timings(options: DeviceBenchOptions, rounds: int = 2, 
     ``rounds`` times on one model and the same pairs, so order and warm-up effects show; with ``profile``, the
     top operators (by device time, else CPU time) of one more fp16 run as a text table."""
     device = torch.device(options.device)
-    arch = tiny_blip2_itm_config() if options.small else blip2_itm_vit_g_config()
-    model = build_random_model(arch, seed=options.seed)
-    processor = build_processor(arch.vision_config.image_size, BENCH_WORDS)
-    data = make_bench_data(options.images, options.captions, options.depth, arch.vision_config.image_size,
-                           seed=options.seed)
+    model, processor, data = _model_and_data(options)
     pairs = data.candidate_pairs.pairs
     base = RerankerConfig(model="random-init", device=options.device, pair_batch_size=options.pair_batch_size)
     low_vision = "fp16" if device.type == "cuda" else "fp32"
