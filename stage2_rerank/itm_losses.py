@@ -10,7 +10,8 @@ captions of one image are both positives of it):
 - Hard negatives: for each image a negative caption and for each caption a negative image, never a positive
   (``hard_negatives.py``): in-batch by the ITC similarity (``"itc"``, BLIP-2), in-batch by stage-1 embeddings
   (``"stage1"``), or from stage-1 top-k lists of the whole training set (``"topk"``; rows without a valid
-  candidate, and a random ``1 - mined_fraction`` of the rows, keep the in-batch ITC negative).
+  candidate, and a random ``1 - mined_fraction`` of the rows, keep the in-batch negative: by stage-1
+  embeddings when they are given, else by ITC).
 - ITM: the Q-Former ITM logits (mean over queries, as the reranker scores, with each distinct image's
   cross-attention keys/values computed once) of the 3B pairs
   ``[(image, caption) ; (image, negative caption) ; (negative image, caption)]`` with labels ``[1 ; 0 ; 0]``,
@@ -126,22 +127,22 @@ def batch_losses(trainable: ItmTrainable, data: ItmTrainingData, captions: torch
             similarity = sim / trainable.clamped_temperature()
         if itc_weight > 0:
             itc = itc_loss(similarity, positive.to(device))
-    if negatives == "stage1":
-        if stage1 is None:
-            raise ValueError("negatives='stage1' needs stage-1 embeddings")
+    if negatives == "stage1" and stage1 is None:
+        raise ValueError("negatives='stage1' needs stage-1 embeddings")
+    if negatives == "stage1" or (negatives == "topk" and stage1 is not None):
         neg_captions, neg_images = _in_batch(stage1.similarity(images, captions), positive, images, captions,
                                              generator)
     else:
         neg_captions, neg_images = _in_batch(similarity.detach().cpu(), positive, images, captions, generator)
-        if negatives == "topk":
-            if topk is None:
-                raise ValueError("negatives='topk' needs TopKNegatives")
-            mined_images, mined_captions = topk.negative_images(captions, generator), topk.negative_captions(
-                images, generator)
-            take_image = (mined_images >= 0) & (torch.rand(len(captions), generator=generator) < mined_fraction)
-            take_caption = (mined_captions >= 0) & (torch.rand(len(captions), generator=generator) < mined_fraction)
-            neg_images = torch.where(take_image, mined_images, neg_images)
-            neg_captions = torch.where(take_caption, mined_captions, neg_captions)
+    if negatives == "topk":
+        if topk is None:
+            raise ValueError("negatives='topk' needs TopKNegatives")
+        mined_images, mined_captions = topk.negative_images(captions, generator), topk.negative_captions(
+            images, generator)
+        take_image = (mined_images >= 0) & (torch.rand(len(captions), generator=generator) < mined_fraction)
+        take_caption = (mined_captions >= 0) & (torch.rand(len(captions), generator=generator) < mined_fraction)
+        neg_images = torch.where(take_image, mined_images, neg_images)
+        neg_captions = torch.where(take_caption, mined_captions, neg_captions)
     if itm_rows is not None and itm_rows < len(captions):
         captions, images = captions[:itm_rows], images[:itm_rows]
         neg_captions, neg_images = neg_captions[:itm_rows], neg_images[:itm_rows]

