@@ -5,21 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from eval.data.benchmark import ImageItem
 from stage2_rerank.config import RerankerConfig
 from stage2_rerank.random_checkpoint import save_random_checkpoint, tiny_blip2_itm_config
 from tests.stage2_rerank.helpers import WORDS, make_images
-
-@pytest.fixture(scope="session", autouse=True)
-def single_torch_thread():
-    """Tiny models gain nothing from threads; one thread avoids OpenMP stalls on a shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:

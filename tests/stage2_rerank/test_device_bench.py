@@ -1,17 +1,8 @@
 """The accelerator benchmark runs end to end on CPU with the tiny config and reports consistent numbers."""
 
-import pytest
 import torch
 
 from stage2_rerank.device_bench import DeviceBenchOptions, interleaved_precision_timings, run_device_benchmark
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_device_benchmark_on_cpu_tiny():

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from eval.cli import main as cli_main
 from eval.competition.config import load_compete_config
@@ -19,14 +18,6 @@ from stage2_rerank.random_checkpoint import save_random_checkpoint, tiny_blip2_i
 from tests.eval.competition.helpers import make_competition_dir, tiny_finetune_overrides
 
 CHARS = ["红", "绿", "蓝", "黄", "白", "色", "方", "块", "在", "左", "右", "边"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from eval.cli import main as cli_main
 from eval.competition.config import DEFAULT_STAGE1_MODEL
@@ -50,7 +49,6 @@ def _overrides(tmp_path: Path) -> list[str]:
 
 
 def test_compete_on_held_out_teddy2024_pairs(tmp_path, record_property):
-    torch.set_num_threads(1)
     data, out = tmp_path / "data", tmp_path / "out"
     summary = make_holdout(TEDDY / "ImageWordData.csv", data, held_out_fraction=0.05, seed=0)
     assert (summary.held_out_images, summary.train_images) == (50, 950)

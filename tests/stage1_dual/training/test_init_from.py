@@ -14,7 +14,6 @@ from tests.stage1_dual.trainable_helpers import tiny_model_config, tiny_train_co
 
 
 def test_init_from_starts_at_the_checkpoint_weights(tmp_path: Path):
-    torch.set_num_threads(1)
     split = toy_split(tmp_path / "images")
     first = train_dual_encoder(tiny_train_config(epochs=2), split, None, tmp_path / "first")
     start = load_file(str(first.best_dir / "model.safetensors"))
