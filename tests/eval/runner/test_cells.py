@@ -25,6 +25,6 @@ def test_unchanged_cells_are_not_rewritten(tmp_path):
     assert write_cell_runs(tmp_path, "stage2/itm/k=2", changed, data) == 1
     run = read_run(tmp_path / run_file_name("stage2/itm/k=2", "t2i"))
     assert run.ranking["c0"] == ["i0", "i1"]  # the rewritten file holds the new ranking
-    # a file edited or removed by hand is written again
+    # a file removed by hand is written again
     (tmp_path / run_file_name("stage2/itm/k=2", "i2t")).unlink()
     assert write_cell_runs(tmp_path, "stage2/itm/k=2", changed, data) == 1
