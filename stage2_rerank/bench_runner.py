@@ -184,14 +184,19 @@ def stock_parity(model, processor, base: RerankerConfig, reranker: Reranker, dat
             "tolerance": 1e-5 if options.small else 1e-4}
 
 
+def _low_precision_copy(reranker: Reranker, dtype: torch.dtype) -> Reranker:
+    """A Reranker like ``reranker`` whose Q-Former + heads run at ``dtype``, sharing its vision features."""
+    scorer = copy.deepcopy(reranker.model.scorer).to(dtype)
+    low_model = RerankerModel(reranker.model.backend, reranker.model.checkpoint_identity, reranker.model.vision,
+                              scorer, reranker.model.tokenizer, reranker.model.device)
+    return Reranker(low_model, reranker.config, features=reranker.features)
+
+
 def precision_parity(reranker: Reranker, data: BenchData, dtype: torch.dtype, n_queries: int,
                      reference: PairScores) -> dict:
     """Q-Former at ``dtype`` (same fp32 vision features) vs the fp32 scores, on the candidates of the first
     ``n_queries`` text queries; rank agreement measured per query."""
-    scorer = copy.deepcopy(reranker.model.scorer).to(dtype)
-    low_model = RerankerModel(reranker.model.backend, reranker.model.checkpoint_identity, reranker.model.vision,
-                              scorer, reranker.model.tokenizer, reranker.model.device)
-    low = Reranker(low_model, reranker.config, features=reranker.features)
+    low = _low_precision_copy(reranker, dtype)
     rows = data.candidate_pairs.t2i_rows[:n_queries]
     subset = np.unique(rows.reshape(-1))
     scored = low.score_pairs(data.images, data.captions, data.candidate_pairs.pairs[subset], progress=False)
@@ -208,10 +213,7 @@ def low_precision_rates(reranker: Reranker, data: BenchData, dtype: torch.dtype,
                         slots: int) -> dict:
     """(c) with the Q-Former at ``dtype`` on every distinct pair, reusing (c)'s fp32 vision features: its
     workload rate counts (c)'s measured vision phase plus the measured reduced-precision Q-Former phases."""
-    scorer = copy.deepcopy(reranker.model.scorer).to(dtype)
-    low_model = RerankerModel(reranker.model.backend, reranker.model.checkpoint_identity, reranker.model.vision,
-                              scorer, reranker.model.tokenizer, reranker.model.device)
-    low = Reranker(low_model, reranker.config, features=reranker.features)
+    low = _low_precision_copy(reranker, dtype)
     scored = low.score_pairs(data.images, data.captions, data.candidate_pairs.pairs)
     vision = results["reranker"]["seconds"].get("vision", 0.0)
     qformer = scored.stats.seconds.get("itc", 0.0) + scored.stats.seconds.get("itm", 0.0)
