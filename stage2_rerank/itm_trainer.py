@@ -7,8 +7,8 @@ Run directory layout:
 - ``best/``: checkpoint with the highest ``validate(trainable)[select_metric]`` so far (validated at every
   epoch end and when a time budget stops training).
 - ``log.jsonl``: one JSON object per line: ``{"kind": "train", "step", "epoch", "loss", "itm", "itc",
-  "itm_accuracy", "lr" (the largest group's), "temperature", "seconds"}`` per step, ``{"kind": "val", "step", "epoch", <metrics>,
-  "best"}`` per validation.
+  "itm_accuracy", "lr" (the largest group's), "temperature", "seconds"}`` per step,
+  ``{"kind": "val", "step", "epoch", <metrics>, "best"}`` per validation.
 
 Determinism: the caption order of epoch ``e`` is a permutation seeded by ``(seed, e)`` (grouped by
 ``ItmTrainingData.image_group`` when given); negative sampling
