@@ -2,11 +2,13 @@
 
   python scripts/train_stage2.py synthetic [--run-dir DIR] [--stage1 DIR] [--threads N] [--time-budget S]
   python scripts/train_stage2.py flickr8k  [--run-dir DIR] [--stage1 DIR] [--threads N] [--time-budget S]
+        [--recipe base|listwise] [--init-from CHECKPOINT]
   python scripts/train_stage2.py evaluate  {synthetic|flickr8k} --checkpoint DIR [--stage1 DIR]
 
 ``synthetic``: the demo reranker (tiny Q-Former + jointly trained conv grid, from scratch). ``flickr8k``: the
 MiniLM-initialised Q-Former over frozen EfficientNet-Lite0 grid features (cached), hard negatives from a
-linear stand-in stage 1. Both resume from ``<run-dir>/last`` and write ``<run-dir>/best`` (the checkpoint to
+linear stand-in stage 1 (``--recipe listwise --init-from <first run>/best``: the second phase, which adds
+the listwise ITM loss). Both resume from ``<run-dir>/last`` and write ``<run-dir>/best`` (the checkpoint to
 use as ``stage2.model``). The test evaluation reranks stage-1 candidates: ``--stage1 DIR`` = a trained
 ``rrbench_dual`` checkpoint; without it, the flickr8k linear stand-in / the reranker's own ITC (synthetic).
 Results go to ``<run-dir>/test_results_<checkpoint>_<stage1>.json`` and a Markdown table to stdout.
@@ -25,7 +27,8 @@ import torch
 
 from eval.itm_training.evaluate import r1_table
 from eval.itm_training.recipes import evaluate_flickr, evaluate_synthetic
-from eval.itm_training.flickr8k import FlickrItmOptions, flickr_trainer_config, train_flickr_reranker
+from eval.itm_training.flickr8k import (FlickrItmOptions, flickr_listwise_trainer_config, flickr_trainer_config,
+                                       train_flickr_reranker)
 from eval.itm_training.synthetic import SyntheticItmOptions, demo_trainer_config, train_synthetic_reranker
 
 RUN_DIRS = {"synthetic": ".cache/rrbench/models/stage2_synthetic",
@@ -42,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--epochs", type=int, default=None)
         cmd.add_argument("--steps-per-epoch", type=int, default=None)
         cmd.add_argument("--no-eval", action="store_true", help="train only")
+        if name == "flickr8k":
+            cmd.add_argument("--recipe", choices=("base", "listwise"), default="base",
+                             help="base: first phase from MiniLM; listwise: second phase (use --init-from)")
+            cmd.add_argument("--init-from", type=Path, default=None, help="start from this checkpoint's weights")
     evaluate = sub.add_parser("evaluate", help="score a trained checkpoint on the test split")
     evaluate.add_argument("dataset", choices=sorted(RUN_DIRS))
     evaluate.add_argument("--checkpoint", type=Path, required=True)
@@ -72,7 +79,8 @@ def main(argv: list[str]) -> int:
         options = SyntheticItmOptions(run_dir=args.run_dir, trainer=_trainer(demo_trainer_config(), args))
         checkpoint, run_dir = train_synthetic_reranker(options).best_dir, args.run_dir
     elif args.command == "flickr8k":
-        options = FlickrItmOptions(run_dir=args.run_dir, trainer=_trainer(flickr_trainer_config(), args))
+        recipe = flickr_listwise_trainer_config() if args.recipe == "listwise" else flickr_trainer_config()
+        options = FlickrItmOptions(run_dir=args.run_dir, init_from=args.init_from, trainer=_trainer(recipe, args))
         checkpoint, run_dir = train_flickr_reranker(options).best_dir, args.run_dir
     if getattr(args, "no_eval", False):
         return 0

@@ -7,7 +7,8 @@ Run directory layout:
 - ``best/``: checkpoint with the highest ``validate(trainable)[select_metric]`` so far (validated at every
   epoch end and when a time budget stops training).
 - ``log.jsonl``: one JSON object per line: ``{"kind": "train", "step", "epoch", "loss", "itm", "itc",
-  "itm_accuracy", "lr" (the largest group's), "temperature", "seconds"}`` per step,
+  "itm_accuracy", "lr" (the largest group's), "temperature", "seconds"}`` per step (plus "listwise" and
+  "listwise_top1" when the listwise loss is on),
   ``{"kind": "val", "step", "epoch", <metrics>, "best"}`` per validation.
 
 Determinism: the caption order of epoch ``e`` is a permutation seeded by ``(seed, e)`` (grouped by
@@ -31,6 +32,7 @@ from tqdm.auto import tqdm
 
 from stage2_rerank.hard_negatives import TopKNegatives
 from stage2_rerank.itm_checkpoint import save_itm_checkpoint
+from stage2_rerank.itm_listwise import listwise_itm_loss
 from stage2_rerank.itm_losses import Stage1Embeddings, batch_losses
 from stage2_rerank.itm_trainable import ItmTrainable, ItmTrainingData, grouped_caption_order
 from stage2_rerank.itm_trainer_config import ItmTrainerConfig
@@ -133,8 +135,16 @@ class ItmTrainer:
         losses = batch_losses(self.trainable, self.data, captions, itc_weight=cfg.itc_weight,
                               negatives=cfg.negatives, generator=self.generator, topk=self.topk, stage1=self.stage1,
                               mined_fraction=mined, itm_rows=cfg.itm_batch_size)
+        loss, extra = losses.loss, {}
+        if cfg.listwise_weight > 0:
+            if self.topk is None:
+                raise ValueError("listwise_weight > 0 needs the trainer's TopKNegatives (topk=...)")
+            listwise = listwise_itm_loss(self.trainable, self.data, captions[: cfg.list_rows], self.topk,
+                                         self.generator, cfg.list_size)
+            loss = loss + cfg.listwise_weight * listwise.loss
+            extra = {"listwise": listwise.loss.detach().item(), "listwise_top1": listwise.top1}
         self.optimizer.zero_grad(set_to_none=True)
-        losses.loss.backward()
+        loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.trainable.parameters(), cfg.grad_clip)
         lr = max(group["lr"] for group in self.optimizer.param_groups)
@@ -142,7 +152,7 @@ class ItmTrainer:
         self.scheduler.step()
         self.counters["step"] += 1
         return {"kind": "train", "step": self.counters["step"], "epoch": self.counters["epoch"],
-                "loss": losses.loss.detach().item(), "itm": losses.itm.detach().item(),
+                "loss": loss.detach().item(), "itm": losses.itm.detach().item(), **extra,
                 "itc": losses.itc.detach().item(), "itm_accuracy": losses.itm_accuracy, "lr": lr,
                 "temperature": self.trainable.clamped_temperature().detach().item()}
 

@@ -40,6 +40,11 @@ class ItmTrainerConfig:
             in a single attribute binding are only useful after that.
         grouped_from_epoch: with ``ItmTrainingData.image_group``, epochs from this one on keep each group's
             images together in batches; earlier epochs are shuffled freely (learn coarse matching first).
+        listwise_weight: weight of the listwise ITM loss (``itm_listwise``: each caption ranks its image among
+            ``list_size - 1`` stage-1 top-k negatives, each image its caption among as many negative captions)
+            added to the loss; 0 = off. Needs ``negatives="topk"`` lists.
+        list_size: candidates per list of the listwise loss (the positive included).
+        list_rows: the listwise loss uses the first this many captions of the batch (2 x rows x size pairs).
         pretrained_lr_scale: learning-rate factor of the parameters initialised from a pretrained checkpoint
             (the trainer's ``pretrained_parameters``, e.g. the MiniLM-initialised layers); fresh parameters
             (cross-attention, queries, heads) use ``lr``.
@@ -71,6 +76,9 @@ class ItmTrainerConfig:
     mined_fraction: float = 1.0
     mined_from_step: int = 0
     grouped_from_epoch: int = 0
+    listwise_weight: float = 0.0
+    list_size: int = 6
+    list_rows: int = 8
     pretrained_lr_scale: float = 1.0
     steps_per_epoch: Optional[int] = None
     text_max_length: int = 35
@@ -82,7 +90,7 @@ class ItmTrainerConfig:
     resume: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "text_max_length"):
+        for name in ("epochs", "batch_size", "text_max_length", "list_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.itm_batch_size is not None and not 1 <= self.itm_batch_size <= self.batch_size:
@@ -94,7 +102,11 @@ class ItmTrainerConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.vision_lr is not None and self.vision_lr <= 0:
             raise ValueError(f"vision_lr must be > 0, got {self.vision_lr}")
-        for name in ("weight_decay", "warmup_steps", "grad_clip", "itc_weight", "save_every_steps", "mined_from_step"):
+        if self.list_size < 2:
+            raise ValueError(f"list_size must be >= 2, got {self.list_size}")
+        if self.listwise_weight > 0 and self.negatives != "topk":
+            raise ValueError("listwise_weight > 0 needs negatives='topk' (the lists come from stage-1 top-k)")
+        for name in ("weight_decay", "warmup_steps", "grad_clip", "itc_weight", "listwise_weight", "save_every_steps", "mined_from_step"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.schedule not in ("cosine", "constant"):

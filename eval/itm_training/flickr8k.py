@@ -14,9 +14,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
+from transformers import Blip2ForImageTextRetrieval
 
 from eval.data.benchmark import Benchmark
 from eval.data.dataset_config import DatasetConfig
@@ -52,6 +54,17 @@ def flickr_trainer_config() -> ItmTrainerConfig:
                             mined_from_step=600, steps_per_epoch=200, text_max_length=32, time_budget_s=2100.0)
 
 
+def flickr_listwise_trainer_config() -> ItmTrainerConfig:
+    """Second phase of the Flickr8k-lite reranker (``FlickrItmOptions.init_from`` = the first phase's
+    ``best/``): 3 x 100 steps that add the listwise ITM loss (``itm_listwise``: each of 8 captions ranks its
+    image among 5 stage-1 top-k negatives, each of their images its caption among 5 negative captions) to the
+    binary ITM (16 rows, half mined top-k negatives) and ITC losses, at a lower learning rate."""
+    return ItmTrainerConfig(epochs=3, batch_size=32, itm_batch_size=16, lr=3e-4, pretrained_lr_scale=0.1,
+                            weight_decay=0.05, warmup_steps=20, itc_weight=1.0, negatives="topk",
+                            mined_fraction=0.5, mined_from_step=0, listwise_weight=1.0, list_size=6, list_rows=8,
+                            steps_per_epoch=100, text_max_length=32, time_budget_s=1200.0)
+
+
 @dataclass
 class FlickrItmOptions:
     """What to train for the Flickr8k-lite reranker.
@@ -74,6 +87,8 @@ class FlickrItmOptions:
         negative_temperature: softmax temperature over the stage-1 scores of those candidates.
         val_images: validation uses the first this many val images and their captions.
         val_depth: validation reranks the stage-1 top this many.
+        init_from: start from the Q-Former weights of this checkpoint (a previous phase's ``best/``, same
+            architecture) instead of MiniLM + fresh layers; ``None`` = fresh.
         trainer: the training schedule.
     """
 
@@ -91,11 +106,13 @@ class FlickrItmOptions:
     negative_temperature: float = 0.05
     val_images: int = 100
     val_depth: int = 5
+    init_from: Optional[Path] = None
     trainer: ItmTrainerConfig = field(default_factory=flickr_trainer_config)
 
     def __post_init__(self) -> None:
         self.run_dir, self.root, self.cache_dir = Path(self.run_dir), Path(self.root), Path(self.cache_dir)
         self.text_feature_cache = Path(self.text_feature_cache)
+        self.init_from = Path(self.init_from) if self.init_from is not None else None
         if self.provider not in ("efficientnet_lite0", "efficientnet_lite2"):
             raise ValueError(f"provider must be efficientnet_lite0 or efficientnet_lite2, got {self.provider!r}")
 
@@ -151,6 +168,10 @@ def build_flickr_model(options: FlickrItmOptions):
                         cross_attention_frequency=options.cross_attention_frequency,
                         image_text_hidden_size=256, seed=options.trainer.seed)
     model, processor, report = build_itm_model(spec)
+    if options.init_from is not None:
+        start = Blip2ForImageTextRetrieval.from_pretrained(str(options.init_from), local_files_only=True)
+        model.load_state_dict(start.state_dict())
+        log.info("Q-Former weights from %s", options.init_from)
     model.embeddings.word_embeddings.weight.requires_grad_(not options.freeze_word_embeddings)
     return model, processor, report
 
