@@ -1,4 +1,5 @@
-"""Image towers by name (``IMAGE_TOWERS``): frozen ImageNet EfficientNet-Lite, and a small CNN trained from scratch.
+"""Image towers by name (``IMAGE_TOWERS``): frozen ImageNet EfficientNet-Lite (one variant, or an ensemble of
+two whose pooled features are concatenated), and a small CNN trained from scratch.
 
 Every image tower carries its input geometry (``image_size``, ``image_mean``, ``image_std``) and builds
 its own preprocessing: :meth:`ImageTower.eval_transform` (resize the short side, centre crop,
@@ -108,6 +109,44 @@ class EfficientNetLiteTower(ImageTower):
         return prefixed_state_keys(self.net, "net.")
 
 
+class EfficientNetLiteEnsembleTower(ImageTower):
+    """Several frozen EfficientNet-Lite variants on the same input, their mean-pooled 1280-d features
+    concatenated (``[B, 1280 * n]``, in name order): e.g. ``efficientnet_lite0+lite2``. All members see one
+    preprocessed image at ``image_size`` (default: the largest member's native size; EfficientNet's static
+    padding is built for it), so the ensemble costs one image decode and the sum of the members' forwards."""
+
+    cacheable = True
+
+    def __init__(self, cfg: ImageTowerConfig) -> None:
+        super().__init__()
+        variants = [f"efficientnet_{part}" for part in cfg.name.removeprefix("efficientnet_").split("+")]
+        unknown = [v for v in variants if v not in _EFFICIENTNET_LITE_WEIGHTS]
+        if len(variants) < 2 or unknown or len(set(variants)) != len(variants):
+            raise ValueError(f"image tower {cfg.name!r}: expected efficientnet_<variant>+<variant> with distinct "
+                             f"variants of {sorted(_EFFICIENTNET_LITE_WEIGHTS)}")
+        self.name = cfg.name
+        self.image_size = cfg.image_size or max(_EFFICIENTNET_LITE_WEIGHTS[v][3] for v in variants)
+        self.members = nn.ModuleList(EfficientNetLiteTower(ImageTowerConfig(name=v, image_size=self.image_size))
+                                     for v in variants)
+        self.output_dim = sum(member.output_dim for member in self.members)
+        self.freeze(self.members)
+
+    def identity(self) -> dict[str, Any]:
+        return {"tower": self.name, "members": [member.identity() for member in self.members],
+                "image_size": self.image_size, "pooling": "mean, concatenated",
+                "preprocess": self.preprocess_description()}
+
+    @torch.no_grad()
+    def frozen_features(self, inputs: torch.Tensor) -> Features:
+        return {"pooled": torch.cat([member.frozen_features(inputs)["pooled"] for member in self.members], dim=1)}
+
+    def trainable_forward(self, features: Features) -> torch.Tensor:
+        return features["pooled"]
+
+    def frozen_state_keys(self) -> set[str]:
+        return prefixed_state_keys(self.members, "members.")
+
+
 class _ConvStage(nn.Sequential):
     def __init__(self, channels_in: int, channels_out: int) -> None:
         super().__init__(
@@ -150,6 +189,7 @@ class SmallCNNTower(ImageTower):
 IMAGE_TOWERS: dict[str, Callable[[ImageTowerConfig], ImageTower]] = {
     "efficientnet_lite0": EfficientNetLiteTower,
     "efficientnet_lite2": EfficientNetLiteTower,
+    "efficientnet_lite0+lite2": EfficientNetLiteEnsembleTower,
     "small_cnn": SmallCNNTower,
 }
 """Image tower name -> constructor ``(ImageTowerConfig) -> ImageTower``."""

@@ -24,9 +24,10 @@ class ImageTowerConfig:
 
     Attributes:
         name: ``efficientnet_lite0`` / ``efficientnet_lite2`` (ImageNet-pretrained, frozen, global
-            mean-pooled 1280-d features of ``extract_features``) or ``small_cnn`` (trained from scratch).
-        image_size: input side in pixels; 0 = the tower's default (224 for lite0, 260 for lite2, 64 for
-            small_cnn).
+            mean-pooled 1280-d features of ``extract_features``), ``efficientnet_lite0+lite2`` (both on the
+            same input, features concatenated: 2560-d) or ``small_cnn`` (trained from scratch).
+        image_size: input side in pixels; 0 = the tower's default (224 for lite0, 260 for lite2 and
+            lite0+lite2, 64 for small_cnn).
         width: small_cnn: channels of the first conv stage (doubled at each following stage, up to 8x).
         depth: small_cnn: number of stride-2 conv stages.
         output_dim: small_cnn: size of the pooled output vector.

