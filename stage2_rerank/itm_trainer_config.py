@@ -106,7 +106,8 @@ class ItmTrainerConfig:
             raise ValueError(f"list_size must be >= 2, got {self.list_size}")
         if self.listwise_weight > 0 and self.negatives != "topk":
             raise ValueError("listwise_weight > 0 needs negatives='topk' (the lists come from stage-1 top-k)")
-        for name in ("weight_decay", "warmup_steps", "grad_clip", "itc_weight", "listwise_weight", "save_every_steps", "mined_from_step"):
+        for name in ("weight_decay", "warmup_steps", "grad_clip", "itc_weight", "listwise_weight", "save_every_steps",
+                     "mined_from_step"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.schedule not in ("cosine", "constant"):
