@@ -22,7 +22,9 @@ import numpy as np
 import torch
 
 
-def _masked_softmax(similarity: torch.Tensor, allowed: torch.Tensor, temperature: float) -> torch.Tensor:
+def masked_softmax(similarity: torch.Tensor, allowed: torch.Tensor, temperature: float) -> torch.Tensor:
+    """float ``[R, C]`` row-wise ``softmax(similarity / temperature)`` over the ``allowed`` entries (0 elsewhere;
+    a row with nothing allowed is all 0)."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     logits = similarity.float() / temperature
@@ -44,7 +46,7 @@ def sample_in_batch(similarity: torch.Tensor, positive: torch.Tensor, generator:
     allowed = ~positive.bool()
     if not bool(allowed.any(dim=1).all()):
         raise ValueError("a batch row has no negative column (every column is a positive)")
-    weights = _masked_softmax(similarity.detach(), allowed, temperature)
+    weights = masked_softmax(similarity.detach(), allowed, temperature)
     return torch.multinomial(weights, 1, generator=generator).squeeze(1)
 
 
@@ -57,7 +59,7 @@ def sample_from_candidates(candidates: torch.Tensor, scores: torch.Tensor, posit
     has_any = allowed.any(dim=1)
     out = torch.full((candidates.shape[0],), -1, dtype=torch.long)
     if bool(has_any.any()):
-        weights = _masked_softmax(scores[has_any], allowed[has_any], temperature)
+        weights = masked_softmax(scores[has_any], allowed[has_any], temperature)
         column = torch.multinomial(weights, 1, generator=generator).squeeze(1)
         out[has_any] = candidates[has_any].gather(1, column[:, None]).squeeze(1).long()
     return out

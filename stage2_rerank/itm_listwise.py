@@ -22,8 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stage2_rerank.hard_negatives import TopKNegatives
-from stage2_rerank.itm_losses import with_extra_images
+from stage2_rerank.hard_negatives import TopKNegatives, masked_softmax
 from stage2_rerank.itm_trainable import ItmTrainable, ItmTrainingData
 
 
@@ -61,14 +60,11 @@ def sample_lists(candidates: np.ndarray, scores: np.ndarray, positive: np.ndarra
         first = np.zeros(candidates.shape[1], dtype=bool)
         first[np.unique(candidates[r], return_index=True)[1]] = True
         allowed[r] &= first
-    logits = torch.from_numpy(scores.astype(np.float32)) / temperature
-    logits = torch.where(torch.from_numpy(allowed), logits, torch.full_like(logits, float("-inf")))
+    weights = masked_softmax(torch.from_numpy(scores), torch.from_numpy(allowed), temperature)
     for r in range(rows):
-        n_allowed = int(allowed[r].sum())
-        take = min(count, n_allowed)
+        take = min(count, int(allowed[r].sum()))
         if take:
-            probs = torch.softmax(logits[r], dim=0)
-            columns = torch.multinomial(probs, take, replacement=False, generator=generator).numpy()
+            columns = torch.multinomial(weights[r], take, replacement=False, generator=generator).numpy()
             out[r, :take] = candidates[r, columns]
         filled = take
         while filled < count:
@@ -103,9 +99,8 @@ def listwise_itm_loss(trainable: ItmTrainable, data: ItmTrainingData, captions: 
     i2t_captions = np.concatenate([rows[:, None], neg_captions], axis=1)
     pair_images = torch.from_numpy(np.concatenate([t2i_images, i2t_images]).reshape(-1))
     pair_captions = torch.from_numpy(np.concatenate([t2i_captions, i2t_captions]).reshape(-1))
-    batch_images = torch.from_numpy(np.unique(own_image))
-    features = trainable.features(data.image_inputs[batch_images].to(device))
-    features, slot = with_extra_images(trainable, data, batch_images, features, pair_images)
+    images, slot = torch.unique(pair_images, return_inverse=True)
+    features = trainable.features(data.image_inputs[images].to(device))
     ids, mask = data.tokens(pair_captions, device)
     scorer = trainable.scorer
     logits = scorer.itm_logits(ids, mask, kv=scorer.cross_attention_kv(features).select(slot.to(device))).float()

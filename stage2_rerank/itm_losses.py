@@ -89,7 +89,7 @@ def _in_batch(similarity: torch.Tensor, positive: torch.Tensor, images: torch.Te
     return neg_captions, neg_images
 
 
-def with_extra_images(trainable: ItmTrainable, data: ItmTrainingData, batch_images: torch.Tensor,
+def _with_extra_images(trainable: ItmTrainable, data: ItmTrainingData, batch_images: torch.Tensor,
                        batch_features: torch.Tensor, wanted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Features of the batch's images plus those of ``wanted`` images outside it (computed once), and the row of
     each ``wanted`` image in them."""
@@ -146,7 +146,7 @@ def batch_losses(trainable: ItmTrainable, data: ItmTrainingData, captions: torch
     if itm_rows is not None and itm_rows < len(captions):
         captions, images = captions[:itm_rows], images[:itm_rows]
         neg_captions, neg_images = neg_captions[:itm_rows], neg_images[:itm_rows]
-    features, slot = with_extra_images(trainable, data, batch_images, batch_features,
+    features, slot = _with_extra_images(trainable, data, batch_images, batch_features,
                                         torch.cat([images, images, neg_images]))
     pair_ids, pair_mask = data.tokens(torch.cat([captions, neg_captions, captions]), device)
     kv = scorer.cross_attention_kv(features)  # once per distinct image, shared by its 2-3 pairs (same math)
