@@ -132,17 +132,18 @@ class ItmTrainer:
         cfg = self.config
         self.trainable.train()
         mined = cfg.mined_fraction if self.counters["step"] >= cfg.mined_from_step else 0.0
-        losses = batch_losses(self.trainable, self.data, captions, itc_weight=cfg.itc_weight,
-                              negatives=cfg.negatives, generator=self.generator, topk=self.topk, stage1=self.stage1,
-                              mined_fraction=mined, itm_rows=cfg.itm_batch_size)
-        loss, extra = losses.loss, {}
-        if cfg.listwise_weight > 0:
-            if self.topk is None:
-                raise ValueError("listwise_weight > 0 needs the trainer's TopKNegatives (topk=...)")
-            listwise = listwise_itm_loss(self.trainable, self.data, captions[: cfg.list_rows], self.topk,
-                                         self.generator, cfg.list_size)
-            loss = loss + cfg.listwise_weight * listwise.loss
-            extra = {"listwise": listwise.loss.detach().item(), "listwise_top1": listwise.top1}
+        with self.autocast():
+            losses = batch_losses(self.trainable, self.data, captions, itc_weight=cfg.itc_weight,
+                                  negatives=cfg.negatives, generator=self.generator, topk=self.topk,
+                                  stage1=self.stage1, mined_fraction=mined, itm_rows=cfg.itm_batch_size)
+            loss, extra = losses.loss.float(), {}
+            if cfg.listwise_weight > 0:
+                if self.topk is None:
+                    raise ValueError("listwise_weight > 0 needs the trainer's TopKNegatives (topk=...)")
+                listwise = listwise_itm_loss(self.trainable, self.data, captions[: cfg.list_rows], self.topk,
+                                             self.generator, cfg.list_size)
+                loss = loss + cfg.listwise_weight * listwise.loss.float()
+                extra = {"listwise": listwise.loss.detach().item(), "listwise_top1": listwise.top1}
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -155,6 +156,12 @@ class ItmTrainer:
                 "loss": loss.detach().item(), "itm": losses.itm.detach().item(), **extra,
                 "itc": losses.itc.detach().item(), "itm_accuracy": losses.itm_accuracy, "lr": lr,
                 "temperature": self.trainable.clamped_temperature().detach().item()}
+
+    def autocast(self) -> torch.autocast:
+        """bf16 autocast on the model's device when ``compute_dtype`` asks for it, else a disabled one."""
+        device_type = self.trainable.temperature.device.type
+        return torch.autocast(device_type=device_type, dtype=torch.bfloat16,
+                              enabled=self.config.compute_dtype == "bfloat16")
 
     def save_last(self) -> Path:
         info = {"trainer": asdict(self.config), **self.counters}

@@ -162,3 +162,37 @@ def test_itm_rows_restrict_itm_to_the_first_rows_and_keep_the_full_itc_batch():
     assert part.itm.item() != pytest.approx(full.itm.item(), rel=1e-6)
     with pytest.raises(ValueError, match="itm_batch_size"):
         ItmTrainerConfig(batch_size=4, itm_batch_size=5)
+
+
+def test_bfloat16_steps_run_under_autocast_and_keep_fp32_weights(tmp_path):
+    trainable, processor = tiny_trainable()
+    trainer = ItmTrainer(trainable, processor, tiny_feature_data(processor), _config(compute_dtype="bfloat16"),
+                         tmp_path)
+    seen = []
+    hook = trainable.model.itm_head.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    before = trainable.model.itm_head.weight.detach().clone()
+    record = trainer.train_step(torch.arange(6))
+    hook.remove()
+    assert seen and set(seen) == {torch.bfloat16}  # the matrix products ran in bf16 ...
+    assert trainable.model.itm_head.weight.dtype == torch.float32  # ... the weights stay fp32 and were updated
+    assert not torch.equal(before, trainable.model.itm_head.weight)
+    assert math.isfinite(record["loss"])
+
+
+def test_bfloat16_loss_is_close_to_the_fp32_loss_of_the_same_batch(tmp_path):
+    trainable, processor = tiny_trainable()
+    data = tiny_feature_data(processor)
+    trainable.eval()  # no dropout: both precisions see the same network
+    losses = {}
+    for dtype in ("float32", "bfloat16"):
+        trainer = ItmTrainer(trainable, processor, data, _config(compute_dtype=dtype), tmp_path / dtype)
+        with torch.no_grad(), trainer.autocast():
+            losses[dtype] = batch_losses(trainable, data, torch.arange(6), itc_weight=1.0, negatives="itc",
+                                         generator=torch.Generator().manual_seed(0)).loss.float().item()
+    assert losses["bfloat16"] == pytest.approx(losses["float32"], rel=0.02)
+    assert losses["bfloat16"] != losses["float32"]  # autocast was on: bf16 rounding changes the value a little
+
+
+def test_compute_dtype_is_validated():
+    with pytest.raises(ValueError, match="compute_dtype"):
+        ItmTrainerConfig(compute_dtype="float16")
