@@ -1,7 +1,7 @@
 """Speed of one ITM training step in fp32 vs bf16 autocast (``ItmTrainerConfig.compute_dtype``), same run.
 
-    HF_HUB_OFFLINE=1 python scripts/bench_itm_step.py --threads 2                # Flickr8k-lite reranker (2 layers)
-    HF_HUB_OFFLINE=1 python scripts/bench_itm_step.py --layers 6 --cross-every 2 --threads 1
+    HF_HUB_OFFLINE=1 python scripts/bench_itm_step.py --threads 2        # the Flickr8k-lite reranker's defaults
+    HF_HUB_OFFLINE=1 python scripts/bench_itm_step.py --layers 2 --cross-every 1 --threads 1
 
 The model is the Flickr8k-lite reranker (MiniLM-initialised Q-Former, 8 queries) over random ``[N, 49, 1280]``
 fp16 "grid features" and captions of 8-20 random word pieces: timing only, no data needed. Steps alternate
@@ -45,8 +45,10 @@ def random_data(tokenizer, n_images: int, seed: int) -> ItmTrainingData:
 def main(argv: list[str]) -> dict:
     logging.basicConfig(level=logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--cross-every", type=int, default=1, help="cross-attention every this many layers")
+    defaults = FlickrItmOptions(run_dir=Path("unused"))
+    parser.add_argument("--layers", type=int, default=defaults.num_layers)
+    parser.add_argument("--cross-every", type=int, default=defaults.cross_attention_frequency,
+                        help="cross-attention every this many layers")
     parser.add_argument("--batch-size", type=int, default=32, help="positive pairs per step (2 to 256)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per precision (after 2 warm-up each)")
     parser.add_argument("--threads", type=int, default=None)
