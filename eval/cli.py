@@ -12,6 +12,8 @@ import importlib
 import logging
 import sys
 
+from eval.malloc_tuning import tune_malloc
+
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("eval.commands.run", "run one experiment config (stage 1, stage 2, ablation grid, report)"),
     "report": ("eval.commands.report", "rebuild tables and plots from saved results.json files"),
@@ -38,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    tune_malloc()
     user_errors = _user_errors()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

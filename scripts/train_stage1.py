@@ -26,6 +26,7 @@ import torch
 
 from eval.data.benchmark import Benchmark
 from eval.data.loaders import DatasetConfig, load_benchmark
+from eval.malloc_tuning import tune_malloc
 from eval.metrics import retrieval_metrics
 from eval.typed_config import load_config
 from stage1_dual.config import EncoderConfig, IndexConfig, Stage1Config
@@ -108,6 +109,7 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--no-resume", action="store_true", help="start from scratch even if <run_dir>/last exists")
     parser.add_argument("--skip-test", action="store_true", help="do not evaluate the test split")
     args = parser.parse_intermixed_args(argv)
+    tune_malloc()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -2,12 +2,13 @@
 
   python scripts/train_stage2.py synthetic [--run-dir DIR] [--stage1 DIR] [--threads N] [--time-budget S]
   python scripts/train_stage2.py flickr8k  [--run-dir DIR] [--stage1 DIR] [--threads N] [--time-budget S]
-        [--recipe base|listwise] [--init-from CHECKPOINT]
+        [--recipe base|listwise] [--init-from CHECKPOINT] [--provider NAME]
   python scripts/train_stage2.py evaluate  {synthetic|flickr8k} --checkpoint DIR [--stage1 DIR]
 
 ``synthetic``: the demo reranker (tiny Q-Former + jointly trained conv grid, from scratch). ``flickr8k``: the
-MiniLM-initialised Q-Former over frozen EfficientNet-Lite0 grid features (cached), hard negatives from a
-linear stand-in stage 1 (``--recipe listwise --init-from <first run>/best``: the second phase, which adds
+MiniLM-initialised Q-Former over frozen EfficientNet-Lite0+Lite2 grid features (stage 1's cached pass; run
+``scripts/train_stage1.py configs/train/stage1_flickr8k_lite.yaml`` first, or they are computed here), hard
+negatives from a linear stand-in stage 1 (``--recipe listwise --init-from <first run>/best``: the second phase, which adds
 the listwise ITM loss). Both resume from ``<run-dir>/last`` and write ``<run-dir>/best`` (the checkpoint to
 use as ``stage2.model``). The test evaluation reranks stage-1 candidates: ``--stage1 DIR`` = a trained
 ``rrbench_dual`` checkpoint; without it, the flickr8k linear stand-in / the reranker's own ITC (synthetic).
@@ -27,9 +28,10 @@ import torch
 
 from eval.itm_training.evaluate import r1_table
 from eval.itm_training.recipes import evaluate_flickr, evaluate_synthetic
-from eval.itm_training.flickr8k import (FlickrItmOptions, flickr_listwise_trainer_config, flickr_trainer_config,
-                                       train_flickr_reranker)
+from eval.itm_training.flickr8k import (ENSEMBLE_PROVIDER, PROVIDERS, FlickrItmOptions,
+                                       flickr_listwise_trainer_config, flickr_trainer_config, train_flickr_reranker)
 from eval.itm_training.synthetic import SyntheticItmOptions, demo_trainer_config, train_synthetic_reranker
+from eval.malloc_tuning import tune_malloc
 
 RUN_DIRS = {"synthetic": ".cache/rrbench/models/stage2_synthetic",
             "flickr8k": ".cache/rrbench/models/stage2_flickr8k_lite"}
@@ -49,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--recipe", choices=("base", "listwise"), default="base",
                              help="base: first phase from MiniLM; listwise: second phase (use --init-from)")
             cmd.add_argument("--init-from", type=Path, default=None, help="start from this checkpoint's weights")
+            cmd.add_argument("--provider", choices=PROVIDERS, default=ENSEMBLE_PROVIDER,
+                             help="frozen grid the Q-Former cross-attends to")
     evaluate = sub.add_parser("evaluate", help="score a trained checkpoint on the test split")
     evaluate.add_argument("dataset", choices=sorted(RUN_DIRS))
     evaluate.add_argument("--checkpoint", type=Path, required=True)
@@ -68,6 +72,7 @@ def _trainer(defaults, args):
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    tune_malloc()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.threads:
@@ -80,7 +85,8 @@ def main(argv: list[str]) -> int:
         checkpoint, run_dir = train_synthetic_reranker(options).best_dir, args.run_dir
     elif args.command == "flickr8k":
         recipe = flickr_listwise_trainer_config() if args.recipe == "listwise" else flickr_trainer_config()
-        options = FlickrItmOptions(run_dir=args.run_dir, init_from=args.init_from, trainer=_trainer(recipe, args))
+        options = FlickrItmOptions(run_dir=args.run_dir, init_from=args.init_from, provider=args.provider,
+                                   trainer=_trainer(recipe, args))
         checkpoint, run_dir = train_flickr_reranker(options).best_dir, args.run_dir
     if getattr(args, "no_eval", False):
         return 0

@@ -19,7 +19,8 @@ from torch import nn
 
 from stage2_rerank.config import dtype_name
 from stage2_rerank.conv_grid import conv_grid_provider
-from stage2_rerank.efficientnet_provider import efficientnet_lite0_provider, efficientnet_lite2_provider
+from stage2_rerank.efficientnet_provider import (efficientnet_lite0_lite2_provider, efficientnet_lite0_provider,
+                                                 efficientnet_lite2_provider)
 from stage2_rerank.protocols import RerankerLoadError, VisionFeatureProvider
 
 
@@ -101,6 +102,7 @@ VISION_PROVIDERS: dict[str, Callable[[ProviderSource], VisionFeatureProvider]] =
     "blip2_vit": blip2_vit_provider,
     "efficientnet_lite0": efficientnet_lite0_provider,
     "efficientnet_lite2": efficientnet_lite2_provider,
+    "efficientnet_lite0+lite2": efficientnet_lite0_lite2_provider,
     "conv_grid": conv_grid_provider,
 }
 

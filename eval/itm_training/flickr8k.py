@@ -5,6 +5,12 @@ Data flow: Flickr8k train/val (English) -> EfficientNet-Lite grid features, comp
 (+ITC) training with validation each epoch on a val subset (rerank the stage-1 top-``val_depth``) ->
 ``<run_dir>/best``, a checkpoint that ``RerankerConfig(backend="blip2_itm", model=<dir>)`` loads.
 
+Grid features: with the default provider ``efficientnet_lite0+lite2`` they are the grids stage 1's
+``efficientnet_lite0+lite2`` tower (``keep_grid``) cached in its one pass over the images, read back from
+stage 1's frozen-feature cache (computed there when absent) and layer-normed per member as the
+``efficientnet_lite0+lite2`` vision provider does at scoring time: ``[N, 81, 2560]`` at 260 px. With
+``efficientnet_lite0`` / ``_lite2`` the provider itself computes them into a store of its own.
+
 Stage-1 similarity: frozen MiniLM sentence embeddings vs EfficientNet pooled grid
 features through linear maps fitted with InfoNCE on train (``linear_stage1``).
 """
@@ -27,7 +33,11 @@ from eval.itm_training.common import rerank_validator, subset, training_data
 from eval.itm_training.linear_stage1 import (LinearStage1, fit_linear_stage1, minilm_sentence_embeddings,
                                              pooled_features, save_linear_stage1)
 from stage2_rerank.bert_init import minilm_dir
-from stage2_rerank.efficientnet_provider import FEATURE_DIM, EfficientNetGridProvider, native_image_size
+from stage1_dual.trainable.image_towers import build_image_tower
+from stage1_dual.trainable.model_config import ImageTowerConfig
+from stage1_dual.training.feature_cache import FrozenFeatureCache
+from stage2_rerank.efficientnet_provider import (FEATURE_DIM, EfficientNetGridProvider, ensemble_grid_tokens,
+                                                 native_image_size)
 from stage2_rerank.feature_store import FeatureStore, cached_features
 from stage2_rerank.hard_negatives import TopKNegatives
 from stage2_rerank.itm_losses import Stage1Embeddings
@@ -40,6 +50,8 @@ from stage2_rerank.validation import candidates_from_similarity, top_candidates
 log = logging.getLogger(__name__)
 
 STAGE1_FILE = "stage1_linear.npz"
+ENSEMBLE_PROVIDER = "efficientnet_lite0+lite2"
+PROVIDERS = ("efficientnet_lite0", "efficientnet_lite2", ENSEMBLE_PROVIDER)
 
 
 def flickr_trainer_config() -> ItmTrainerConfig:
@@ -76,8 +88,12 @@ class FlickrItmOptions:
         run_dir: training run directory (``best/`` is the checkpoint).
         root: the Flickr8k folder (captions_en.tsv, splits/, images/).
         cache_dir: cached grid features.
-        text_feature_cache: stage 1's frozen-feature cache (MiniLM sentence embeddings of the captions).
-        provider: ``efficientnet_lite0`` or ``efficientnet_lite2`` (frozen grid the Q-Former cross-attends to).
+        frozen_feature_cache: stage 1's frozen-feature cache (MiniLM sentence embeddings of the captions; the
+            ``efficientnet_lite0+lite2`` grids).
+        provider: the frozen grid the Q-Former cross-attends to: ``efficientnet_lite0+lite2`` (stage 1's two
+            backbones at 260 px, 81 tokens of 2560; from stage 1's cached pass), ``efficientnet_lite0`` (224 px,
+            49 x 1280) or ``efficientnet_lite2`` (260 px, 81 x 1280). On the val subset, Lite0 alone reached
+            ITM t2i R@1 37.0 at step 400 and 43.4 at step 1,000.
         num_layers: Q-Former layers, initialised from the first MiniLM layers (at most 6). All 6 (the whole
             text encoder stage 1 uses): with 2 the ITM barely beats chance on stage-1 top-5 lists after 1,000
             steps (val ITM t2i R@1 about 20), with 6 it passes 40 by step 800.
@@ -101,8 +117,8 @@ class FlickrItmOptions:
     run_dir: Path
     root: Path = Path("../shared/data/flickr8k")
     cache_dir: Path = Path(".cache/rrbench/stage2_train")
-    text_feature_cache: Path = Path(".cache/rrbench/features")
-    provider: str = "efficientnet_lite0"
+    frozen_feature_cache: Path = Path(".cache/rrbench/features")
+    provider: str = ENSEMBLE_PROVIDER
     num_layers: int = 6
     num_query_tokens: int = 8
     cross_attention_frequency: int = 2
@@ -117,14 +133,21 @@ class FlickrItmOptions:
 
     def __post_init__(self) -> None:
         self.run_dir, self.root, self.cache_dir = Path(self.run_dir), Path(self.root), Path(self.cache_dir)
-        self.text_feature_cache = Path(self.text_feature_cache)
+        self.frozen_feature_cache = Path(self.frozen_feature_cache)
         self.init_from = Path(self.init_from) if self.init_from is not None else None
-        if self.provider not in ("efficientnet_lite0", "efficientnet_lite2"):
-            raise ValueError(f"provider must be efficientnet_lite0 or efficientnet_lite2, got {self.provider!r}")
+        if self.provider not in PROVIDERS:
+            raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {self.provider!r}")
 
     @property
-    def variant(self) -> str:
-        return self.provider.removeprefix("efficientnet_")
+    def feature_dim(self) -> int:
+        """D of the provider's grid tokens."""
+        return 2 * FEATURE_DIM if self.provider == ENSEMBLE_PROVIDER else FEATURE_DIM
+
+    @property
+    def image_size(self) -> int:
+        """Input side of the provider (the largest member's native size)."""
+        return native_image_size("lite2" if self.provider == ENSEMBLE_PROVIDER
+                                 else self.provider.removeprefix("efficientnet_"))
 
 
 def load_split(options: FlickrItmOptions, split: str) -> Benchmark:
@@ -132,9 +155,30 @@ def load_split(options: FlickrItmOptions, split: str) -> Benchmark:
                                         verify_images=False))
 
 
-def split_features(options: FlickrItmOptions, provider: EfficientNetGridProvider, bench: Benchmark,
-                   split: str) -> FeatureStore:
-    """Grid features of ``bench`` (cached under ``cache_dir/features/flickr8k_<split>_<provider>``)."""
+def stage1_grid_store(bench: Benchmark, cache_root: Path, batch_size: int = 64) -> FeatureStore:
+    """float16 ``[N, 81, 2560]`` grids of ``bench``'s images from stage 1's ``efficientnet_lite0+lite2`` tower
+    with ``keep_grid`` through its frozen-feature cache under ``cache_root`` (a hit when stage-1 training
+    cached them; computed otherwise), each member's channels layer-normed (``ensemble_grid_tokens``)."""
+    tower = build_image_tower(ImageTowerConfig(name=ENSEMBLE_PROVIDER, keep_grid=True))
+    table = FrozenFeatureCache(Path(cache_root), "float16").images(tower, bench.images, batch_size=batch_size)
+    raw = table.dense["grid"]
+    if not np.array_equal(table.positions, np.arange(len(bench.images))):
+        raise ValueError(f"{len(bench.images) - len(table.positions)} images have no cached grid")
+    grids = np.empty(tuple(raw.shape), dtype=np.float16)
+    for start in range(0, len(raw), 256):
+        grids[start: start + 256] = ensemble_grid_tokens(raw[start: start + 256]).numpy()
+    return FeatureStore(f"stage1 {ENSEMBLE_PROVIDER} grid|ln-per-member", [image.id for image in bench.images],
+                        grids, [])
+
+
+def split_features(options: FlickrItmOptions, image_processor, bench: Benchmark, split: str) -> FeatureStore:
+    """Grid features of ``bench``: from stage 1's cache (``efficientnet_lite0+lite2``, see
+    :func:`stage1_grid_store`) or computed by the provider with ``image_processor`` (single variants; cached
+    under ``cache_dir/features/flickr8k_<split>_<provider>``)."""
+    if options.provider == ENSEMBLE_PROVIDER:
+        return stage1_grid_store(bench, options.frozen_feature_cache)
+    provider = EfficientNetGridProvider(options.provider.removeprefix("efficientnet_"), image_processor,
+                                        torch.device("cpu"), torch.float32)
     directory = options.cache_dir / "features" / f"flickr8k_{split}_{options.provider}"
     store = cached_features(provider, bench.images, directory)
     if store.ids != [image.id for image in bench.images]:
@@ -144,14 +188,14 @@ def split_features(options: FlickrItmOptions, provider: EfficientNetGridProvider
 
 def fit_stage1(options: FlickrItmOptions, bench: Benchmark, store: FeatureStore) -> LinearStage1:
     """The stand-in linear stage 1 fitted on the train split (see ``linear_stage1``)."""
-    text = minilm_sentence_embeddings([c.text for c in bench.captions], options.text_feature_cache)
+    text = minilm_sentence_embeddings([c.text for c in bench.captions], options.frozen_feature_cache)
     return fit_linear_stage1(text, pooled_features(store.features), bench.text_to_image())
 
 
 def stage1_similarity(options: FlickrItmOptions, stage1: LinearStage1, bench: Benchmark,
                       store: FeatureStore) -> np.ndarray:
     """float32 ``[N_cap, N_img]`` stage-1 similarity on ``bench``."""
-    text = minilm_sentence_embeddings([c.text for c in bench.captions], options.text_feature_cache)
+    text = minilm_sentence_embeddings([c.text for c in bench.captions], options.frozen_feature_cache)
     return stage1.embed_texts(text) @ stage1.embed_images(pooled_features(store.features)).T
 
 
@@ -168,8 +212,8 @@ def mined_negatives(similarity: np.ndarray, caption_image: np.ndarray, depth: in
 def build_flickr_model(options: FlickrItmOptions):
     """(model, processor, BERT init report) of the MiniLM-initialised Q-Former over the EfficientNet grid; the
     word-embedding table is frozen (``requires_grad=False``) when ``options.freeze_word_embeddings``."""
-    spec = ItmModelSpec(vision_provider=options.provider, feature_dim=FEATURE_DIM,
-                        image_size=native_image_size(options.variant), text_init=minilm_dir(),
+    spec = ItmModelSpec(vision_provider=options.provider, feature_dim=options.feature_dim,
+                        image_size=options.image_size, text_init=minilm_dir(),
                         num_layers=options.num_layers, num_query_tokens=options.num_query_tokens,
                         cross_attention_frequency=options.cross_attention_frequency,
                         image_text_hidden_size=256, seed=options.trainer.seed)
@@ -186,17 +230,15 @@ def train_flickr_reranker(options: FlickrItmOptions) -> FitResult:
     """Cache features, fit the stand-in stage 1, mine hard negatives, train; returns the fit result."""
     model, processor, report = build_flickr_model(options)
     log.info("Q-Former: %d tensors from MiniLM, %d fresh", len(report.copied), len(report.fresh))
-    provider = EfficientNetGridProvider(options.variant, processor.image_processor, torch.device("cpu"),
-                                        torch.float32)
     train, val = load_split(options, "train"), load_split(options, "val")
-    train_store, val_store = split_features(options, provider, train, "train"), split_features(options, provider,
-                                                                                                val, "val")
+    train_store = split_features(options, processor.image_processor, train, "train")
+    val_store = split_features(options, processor.image_processor, val, "val")
     stage1 = fit_stage1(options, train, train_store)
     options.run_dir.mkdir(parents=True, exist_ok=True)
     save_linear_stage1(stage1, options.run_dir / STAGE1_FILE)
     topk = mined_negatives(stage1_similarity(options, stage1, train, train_store), train.text_to_image(),
                            options.stage1_depth, options.negative_temperature)
-    train_text = minilm_sentence_embeddings([c.text for c in train.captions], options.text_feature_cache)
+    train_text = minilm_sentence_embeddings([c.text for c in train.captions], options.frozen_feature_cache)
     in_batch = Stage1Embeddings(stage1.embed_images(pooled_features(train_store.features)),
                                 stage1.embed_texts(train_text), options.in_batch_temperature)
     val_small = subset(val, options.val_images)

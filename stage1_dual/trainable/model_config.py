@@ -31,6 +31,9 @@ class ImageTowerConfig:
         width: small_cnn: channels of the first conv stage (doubled at each following stage, up to 8x).
         depth: small_cnn: number of stride-2 conv stages.
         output_dim: small_cnn: size of the pooled output vector.
+        keep_grid: EfficientNet-Lite towers: their frozen features also carry the unpooled grid (``grid``,
+            ``[B, g*g, 1280 * members]``, row-major), so that the one cached pass over a split's images also
+            serves a stage-2 reranker trained on the same backbones. Stage-1 training ignores it.
     """
 
     name: str = "small_cnn"
@@ -38,6 +41,7 @@ class ImageTowerConfig:
     width: int = 32
     depth: int = 4
     output_dim: int = 256
+    keep_grid: bool = False
 
     def __post_init__(self) -> None:
         _require(bool(self.name), "image_tower.name must be a tower name")

@@ -11,6 +11,8 @@ in two steps, so that the frozen part can be computed once and cached (LiT train
 - ``trainable_forward(features) -> Tensor [B, output_dim]`` is differentiable.
 
 ``cacheable`` says whether ``frozen_features`` is worth caching (pretrained frozen computation);
+``side_features`` names frozen features that are computed and cached for another consumer (EfficientNet's
+unpooled ``grid`` for a stage-2 reranker) and that training leaves out of its batches;
 ``identity()`` names the frozen computation (tower, weights file hash, layers, input size) and keys
 the feature cache; ``frozen_state_keys()`` lists the state-dict keys restored from a pretrained
 package rather than from a checkpoint. Frozen submodules stay in eval mode when the tower trains.
@@ -31,6 +33,8 @@ class Tower(nn.Module):
 
     output_dim: int = 0
     cacheable: bool = False
+    # frozen features computed and cached for other consumers (e.g. a stage-2 reranker), unused in training
+    side_features: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         super().__init__()

@@ -43,6 +43,8 @@ def build_split_sources(model: DualEncoderModel, cfg: TrainConfig, split: Traini
         if skipped:
             split = split.subset_images(table.positions)
         table.positions = np.arange(len(table.positions))
+        for name in image_tower.side_features:  # cached for another consumer; not gathered into batches
+            table.dense.pop(name, None)
         images: Any = CachedSource(table)
     else:
         skipped = []

