@@ -49,7 +49,7 @@ class LinearStage1:
 
     Attributes:
         text_weight: float32 ``[384, E]``; text_bias: ``[E]``.
-        image_weight: float32 ``[1280, E]``; image_bias: ``[E]``.
+        image_weight: float32 ``[D, E]``; image_bias: ``[E]``.
     """
 
     text_weight: np.ndarray
