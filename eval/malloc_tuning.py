@@ -3,7 +3,7 @@
 glibc serves an allocation above its mmap threshold (dynamic, at most 32 MiB by default) with a fresh ``mmap``
 and returns it with ``munmap`` on free, and trims the heap top above 128 KiB. A batch of 64 images through
 EfficientNet-Lite at 260 px allocates and frees activations of 100+ MiB per layer, so every layer pays page
-faults that zero fresh pages: on the 2-core CI machine the kernel time exceeded the compute
+faults that zero fresh pages: on this project's 2-core machine the kernel time exceeded the compute
 (``python scripts/bench_malloc.py``). :func:`tune_malloc` raises both thresholds so that freed blocks stay in
 the heap and are reused; the process keeps its peak heap instead of returning it to the system.
 Same effect as ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` in the environment, set at run time.

@@ -54,7 +54,8 @@ def measure(args: argparse.Namespace, tuned: bool) -> dict:
     seconds = json.loads(out.strip().splitlines()[-1])
     median = statistics.median(seconds)
     return {"median_s_per_batch": median, "images_per_s": args.batch_size / median, "seconds": seconds,
-            "child_user_cpu_s": after.ru_utime - before.ru_utime, "child_kernel_cpu_s": after.ru_stime - before.ru_stime}
+            "child_user_cpu_s": after.ru_utime - before.ru_utime,
+            "child_kernel_cpu_s": after.ru_stime - before.ru_stime}
 
 
 def main(argv: list[str]) -> dict | None:

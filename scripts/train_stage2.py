@@ -8,8 +8,9 @@
 ``synthetic``: the demo reranker (tiny Q-Former + jointly trained conv grid, from scratch). ``flickr8k``: the
 MiniLM-initialised Q-Former over frozen EfficientNet-Lite0 grid features (cached; ``--provider
 efficientnet_lite0+lite2``: the Lite0+Lite2 grids of stage 1's cached pass, kept when stage 1 trains with
-``training.model.image_tower.keep_grid=true``, else computed here), hard negatives from a linear stand-in stage 1 (``--recipe listwise --init-from <first run>/best``: the second phase, which adds
-the listwise ITM loss). Both resume from ``<run-dir>/last`` and write ``<run-dir>/best`` (the checkpoint to
+``training.model.image_tower.keep_grid=true``, else computed here), hard negatives from a linear stand-in
+stage 1 (``--recipe listwise --init-from <first run>/best``: the second phase, which adds the listwise ITM
+loss). Both resume from ``<run-dir>/last`` and write ``<run-dir>/best`` (the checkpoint to
 use as ``stage2.model``). The test evaluation reranks stage-1 candidates: ``--stage1 DIR`` = a trained
 ``rrbench_dual`` checkpoint; without it, the flickr8k linear stand-in / the reranker's own ITC (synthetic).
 Results go to ``<run-dir>/test_results_<checkpoint>_<stage1>.json`` and a Markdown table to stdout.

@@ -57,12 +57,12 @@ PROVIDERS = ("efficientnet_lite0", "efficientnet_lite2", ENSEMBLE_PROVIDER)
 def flickr_trainer_config() -> ItmTrainerConfig:
     """Schedule of the Flickr8k-lite reranker: 5 x 240 steps of 32 positive pairs in bf16 autocast (about
     0.8 s a step over the 49 x 1280 Lite0 grid on 2 CPU cores with AVX512-BF16, cached features; about 1.05 s
-    over the 81 x 2560 Lite0+Lite2 grid, whose runs are selected at step 960 or 1,200 of 6 or 7 epochs), fresh
-    layers at 1e-3 and MiniLM-initialised ones at 1e-4, cosine-decayed after 40 warm-up steps. ITM negatives: in-batch, drawn
-    by a soft softmax over the stand-in stage-1 similarity (``FlickrItmOptions.in_batch_temperature``); from
-    step 600 half the rows take a stage-1 top-k negative instead (from step 200 instead: val ITM t2i R@1 30.4
-    vs 37.0 at step 400, Lite0 grid). In-batch ITC or top-k negatives from the start are so hard that the ITM
-    loss stays at its 1:2 prior (0.64) for hundreds of steps."""
+    over the 81 x 2560 Lite0+Lite2 grid), fresh layers at 1e-3 and MiniLM-initialised ones at 1e-4,
+    cosine-decayed after 40 warm-up steps. ITM negatives: in-batch, drawn by a soft softmax over the stand-in
+    stage-1 similarity (``FlickrItmOptions.in_batch_temperature``); from step 600 half the rows take a stage-1
+    top-k negative instead (from step 200 instead: val ITM t2i R@1 30.4 vs 37.0 at step 400, Lite0 grid).
+    In-batch ITC or top-k negatives from the start are so hard that the ITM loss stays at its 1:2 prior (0.64)
+    for hundreds of steps."""
     return ItmTrainerConfig(epochs=5, batch_size=32, lr=1e-3, pretrained_lr_scale=0.1, weight_decay=0.05,
                             warmup_steps=40, itc_weight=1.0, negatives="topk", mined_fraction=0.5,
                             mined_from_step=600, steps_per_epoch=240, text_max_length=32, time_budget_s=1500.0,

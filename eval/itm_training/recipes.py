@@ -7,6 +7,7 @@ Stage 1 is a trained ``rrbench_dual`` checkpoint when given; otherwise a stand-i
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -52,7 +53,8 @@ def evaluate_flickr(checkpoint: Path, stage1: Optional[Path], depths: Sequence[i
         candidates, source = dual_encoder_candidates(stage1, bench, depth, STAGE1_CACHE), str(stage1)
     else:
         trainable, processor = load_itm_checkpoint(checkpoint)
-        options.provider = getattr(trainable.model.config, RERANKER_PROVIDER_KEY, options.provider)
+        provider = getattr(trainable.model.config, RERANKER_PROVIDER_KEY, options.provider)
+        options = dataclasses.replace(options, provider=provider)  # the grid the checkpoint was trained on
         linear = load_linear_stage1(options.run_dir / STAGE1_FILE)
         store = split_features(options, processor.image_processor, bench, "test")
         similarity = stage1_similarity(options, linear, bench, store)
