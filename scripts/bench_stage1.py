@@ -42,6 +42,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="faiss (OpenMP) and torch threads (default: all cores)")
     parser.add_argument("--skip-encoding", action="store_true", help="only the search benchmark")
+    parser.add_argument("--cuda", action="store_true", help="also time the exact torch top-k index on the GPU")
     parser.add_argument("--out", type=Path, help="output folder (default results/bench_stage1; "
                                                  "quick: results/_scratch/bench_stage1_quick)")
     args = parser.parse_args(argv)
@@ -65,7 +66,8 @@ def main(argv: list[str]) -> dict:
             results["encoding"] = run_encode_bench(EncodeBenchOptions(
                 images=args.images, texts=args.texts, batch_size=args.batch_size, num_workers=args.num_workers),
                 Path(workdir))
-    results["search"] = run_search_bench(SearchBenchOptions(sizes=args.sizes, num_queries=args.queries))
+    results["search"] = run_search_bench(SearchBenchOptions(sizes=args.sizes, num_queries=args.queries,
+                                                            cuda=args.cuda))
     markdown = render_markdown(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_stage1.json").write_text(json.dumps(results, indent=1) + "\n")

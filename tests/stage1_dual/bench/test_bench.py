@@ -10,7 +10,7 @@ import pytest
 
 from scripts.bench_stage1 import main as bench_main
 from stage1_dual.bench.encode_bench import EncodeBenchOptions, run_encode_bench
-from stage1_dual.bench.search_bench import ivf_nlist_for
+from stage1_dual.bench.search_bench import bench_index_configs, ivf_nlist_for
 from stage1_dual.bench.vectors import VectorSpec, make_gallery_and_queries, recall_at_k
 
 
@@ -62,3 +62,10 @@ def test_script_writes_table_and_json(tmp_path):
     assert saved["provenance"]["threads"] == 1 and saved["provenance"]["cpu"]
     table = (tmp_path / "bench_stage1.md").read_text()
     assert "| 3,000 | ivfpq |" in table and "not measured in this run" in table
+
+
+def test_cuda_row_only_when_asked_and_then_on_the_gpu():
+    assert "torch_cuda" not in bench_index_configs(25_000)
+    configs = bench_index_configs(25_000, cuda=True)
+    assert configs["torch_cuda"].type == "torch" and configs["torch_cuda"].use_gpu is True
+    assert all(cfg.use_gpu is False for name, cfg in configs.items() if name != "torch_cuda")
