@@ -17,7 +17,7 @@ from eval.typed_config import apply_overrides, from_dict, load_config, to_dict
 from stage1_dual.config import Stage1Config
 from stage2_rerank.config import FusionConfig, RerankerConfig
 
-RuleName = Literal["itm", "itm+itc", "alpha", "rrf"]
+RuleName = Literal["itm", "itm+itc", "alpha", "rrf", "residual"]
 
 
 @dataclass
@@ -30,9 +30,12 @@ class AblationConfig:
             pairs of the largest k once; every smaller k reuses those scores.
         rules: fusion rules, each one ablation setting: itm (ITM match logit; ALBEF, X-VLM),
             itm+itc (match logit + ITC cosine; LAVIS BLIP/BLIP-2), alpha (alpha * ITM probability
-            + (1 - alpha) * min-max-scaled stage-1 score), rrf (reciprocal-rank fusion).
+            + (1 - alpha) * min-max-scaled stage-1 score), rrf (reciprocal-rank fusion), residual
+            (stage1_scale * stage-1 score + ITM logit gap; for rerankers trained with the residual listwise loss).
         alpha: weight of the ITM probability in the alpha rule, in [0, 1].
         rrf_k: constant k of reciprocal-rank fusion, 1 / (rrf_k + rank).
+        stage1_scale: weight of the stage-1 score in the residual rule (the inverse temperature the reranker
+            was trained with).
         stage1_variants: alternative stage-1 settings: name -> overrides of the stage1 section as
             dotted keys (for example {"hnsw": {"index.type": "hnsw"}}); each variant gets its own
             stage-1 run, stage-2 scores are shared through the score cache.
@@ -42,6 +45,7 @@ class AblationConfig:
     rules: list[RuleName] = field(default_factory=lambda: ["itm", "itm+itc", "alpha", "rrf"])
     alpha: float = 0.5
     rrf_k: int = 60
+    stage1_scale: float = 1.0
     stage1_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -56,7 +60,8 @@ class AblationConfig:
 
     def fusion(self, rule: str) -> FusionConfig:
         """The stage-2 fusion config of one rule of this grid."""
-        return FusionConfig(rule=rule, alpha=self.alpha, rrf_k=self.rrf_k)  # type: ignore[arg-type]
+        return FusionConfig(rule=rule, alpha=self.alpha, rrf_k=self.rrf_k,  # type: ignore[arg-type]
+                            stage1_scale=self.stage1_scale)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
   python scripts/train_stage2.py synthetic [--run-dir DIR] [--stage1 DIR] [--threads N] [--time-budget S]
   python scripts/train_stage2.py flickr8k  [--run-dir DIR] [--stage1 DIR] [--threads N] [--time-budget S]
-        [--recipe base|listwise] [--init-from CHECKPOINT] [--provider NAME]
+        [--recipe base|listwise|residual] [--init-from CHECKPOINT] [--provider NAME]
   python scripts/train_stage2.py evaluate  {synthetic|flickr8k} --checkpoint DIR [--stage1 DIR]
 
 ``synthetic``: the demo reranker (tiny Q-Former + jointly trained conv grid, from scratch). ``flickr8k``: the
@@ -10,7 +10,8 @@ MiniLM-initialised Q-Former over frozen EfficientNet-Lite0 grid features (cached
 efficientnet_lite0+lite2``: the Lite0+Lite2 grids of stage 1's cached pass, kept when stage 1 trains with
 ``training.model.image_tower.keep_grid=true``, else computed here), hard negatives from a linear stand-in
 stage 1 (``--recipe listwise --init-from <first run>/best``: the second phase, which adds the listwise ITM
-loss). Both resume from ``<run-dir>/last`` and write ``<run-dir>/best`` (the checkpoint to
+loss; ``--recipe residual --init-from <first run>/best``: the residual listwise phase over cross-fitted lists of
+the trained stage 1 in ``--stage1``, default ``.cache/rrbench/models/stage1_flickr8k_lite/best``). Both resume from ``<run-dir>/last`` and write ``<run-dir>/best`` (the checkpoint to
 use as ``stage2.model``). The test evaluation reranks stage-1 candidates: ``--stage1 DIR`` = a trained
 ``rrbench_dual`` checkpoint; without it, the flickr8k linear stand-in / the reranker's own ITC (synthetic).
 Results go to ``<run-dir>/test_results_<checkpoint>_<stage1>.json`` and a Markdown table to stdout.
@@ -31,6 +32,8 @@ from eval.itm_training.evaluate import r1_table
 from eval.itm_training.recipes import evaluate_flickr, evaluate_synthetic
 from eval.itm_training.flickr8k import (PROVIDERS, FlickrItmOptions, flickr_listwise_trainer_config,
                                        flickr_trainer_config, train_flickr_reranker)
+from eval.itm_training.flickr8k_residual import (STAGE1_CHECKPOINT, flickr_residual_trainer_config,
+                                                train_flickr_residual)
 from eval.itm_training.synthetic import SyntheticItmOptions, demo_trainer_config, train_synthetic_reranker
 from eval.malloc_tuning import tune_malloc
 
@@ -49,8 +52,9 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--steps-per-epoch", type=int, default=None)
         cmd.add_argument("--no-eval", action="store_true", help="train only")
         if name == "flickr8k":
-            cmd.add_argument("--recipe", choices=("base", "listwise"), default="base",
-                             help="base: first phase from MiniLM; listwise: second phase (use --init-from)")
+            cmd.add_argument("--recipe", choices=("base", "listwise", "residual"), default="base",
+                             help="base: first phase from MiniLM; listwise / residual: second phases (use "
+                                  "--init-from; residual cross-fits the --stage1 checkpoint)")
             cmd.add_argument("--init-from", type=Path, default=None, help="start from this checkpoint's weights")
             cmd.add_argument("--provider", choices=PROVIDERS, default="efficientnet_lite0",
                              help="frozen grid the Q-Former cross-attends to")
@@ -85,10 +89,15 @@ def main(argv: list[str]) -> int:
         options = SyntheticItmOptions(run_dir=args.run_dir, trainer=_trainer(demo_trainer_config(), args))
         checkpoint, run_dir = train_synthetic_reranker(options).best_dir, args.run_dir
     elif args.command == "flickr8k":
-        recipe = flickr_listwise_trainer_config() if args.recipe == "listwise" else flickr_trainer_config()
+        recipe = {"base": flickr_trainer_config, "listwise": flickr_listwise_trainer_config,
+                  "residual": flickr_residual_trainer_config}[args.recipe]()
         options = FlickrItmOptions(run_dir=args.run_dir, init_from=args.init_from, provider=args.provider,
                                    trainer=_trainer(recipe, args))
-        checkpoint, run_dir = train_flickr_reranker(options).best_dir, args.run_dir
+        if args.recipe == "residual":
+            fit, _ = train_flickr_residual(options, args.stage1 or STAGE1_CHECKPOINT)
+        else:
+            fit = train_flickr_reranker(options)
+        checkpoint, run_dir = fit.best_dir, args.run_dir
     if getattr(args, "no_eval", False):
         return 0
     evaluate = {"synthetic": evaluate_synthetic, "flickr8k": evaluate_flickr}[dataset]

@@ -16,7 +16,7 @@ import torch
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 OnBadInput = Literal["error", "skip"]
-FusionRuleName = Literal["itm", "itm+itc", "alpha", "rrf"]
+FusionRuleName = Literal["itm", "itm+itc", "alpha", "rrf", "residual"]
 
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -100,18 +100,25 @@ class FusionConfig:
     Attributes:
         rule: ``itm`` (ITM match logit alone; ALBEF, X-VLM), ``itm+itc`` (match logit + ITC cosine; LAVIS
             BLIP/BLIP-2), ``alpha`` (``alpha * itm_prob + (1 - alpha) * stage1_minmax``) or ``rrf``
-            (reciprocal-rank fusion of the stage-1 rank and the ITM rank).
+            (reciprocal-rank fusion of the stage-1 rank and the ITM rank) or ``residual``
+            (``stage1_scale * stage1 + itm_logit[match] - itm_logit[no-match]``, the score a reranker trained
+            with the residual listwise loss ranks by).
         alpha: weight of the ITM probability in the ``alpha`` rule, in [0, 1].
         rrf_k: the constant k of reciprocal-rank fusion, ``1 / (rrf_k + rank)``; 60 as in Cormack et al.
+        stage1_scale: the stage-1 score's weight in the ``residual`` rule (the inverse temperature the reranker
+            was trained with; stage-1 scores are cosine similarities).
     """
 
     rule: FusionRuleName = "itm"
     alpha: float = 0.5
     rrf_k: int = 60
+    stage1_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.rule not in ("itm", "itm+itc", "alpha", "rrf"):
-            raise ValueError(f"rule must be one of itm, itm+itc, alpha, rrf; got {self.rule!r}")
+        if self.rule not in ("itm", "itm+itc", "alpha", "rrf", "residual"):
+            raise ValueError(f"rule must be one of itm, itm+itc, alpha, rrf, residual; got {self.rule!r}")
+        if self.stage1_scale < 0:
+            raise ValueError(f"stage1_scale must be >= 0, got {self.stage1_scale}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.rrf_k < 0:

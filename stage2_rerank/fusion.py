@@ -9,6 +9,9 @@ Rules (``FusionConfig.rule``), each over the first k candidates of every query, 
   gives 0.5); so both terms share the [0, 1] range whatever the stage-1 similarity's scale.
 - ``rrf``: ``1 / (rrf_k + r1) + 1 / (rrf_k + r_itm)``, ``r1`` = stage-1 rank (1-based position in the
   candidate list, which stage 1 returns best first), ``r_itm`` = rank by match logit among the k.
+- ``residual``: ``stage1_scale * s1 + (itm_logit[match] - itm_logit[no-match])``, raw stage-1 score ``s1``:
+  the product of the stage-1 softmax and the ITM odds, the score the residual listwise loss
+  (``itm_listwise``) trains the head for.
 
 Depth (DESIGN.md): :func:`rerank_at_depth` reorders the first k candidates by the fused score (ties keep
 stage-1 order; NaN scores, e.g. skipped images, go last among the k) and leaves the rest in stage-1 order
@@ -88,11 +91,17 @@ def fuse_rrf(stage2: CandidateScores, stage1: np.ndarray, fusion: FusionConfig) 
     return np.where(np.isnan(stage2.itm), np.nan, fused)
 
 
+def fuse_residual(stage2: CandidateScores, stage1: np.ndarray, fusion: FusionConfig) -> np.ndarray:
+    gap = stage2.itm_logits[..., 1].astype(np.float64) - stage2.itm_logits[..., 0]
+    return fusion.stage1_scale * stage1 + gap
+
+
 FUSION_RULES: dict[str, Callable[[CandidateScores, np.ndarray, FusionConfig], np.ndarray]] = {
     "itm": fuse_itm,
     "itm+itc": fuse_itm_itc,
     "alpha": fuse_alpha,
     "rrf": fuse_rrf,
+    "residual": fuse_residual,
 }
 
 

@@ -12,17 +12,25 @@ image), and applies softmax cross-entropy over each list with the positive as ta
 The score is the logit gap, so ``softmax(itm_logits)[match]`` (the ``alpha`` fusion rule) ranks by it. The
 pairs go through the same scorer as reranking (each distinct image's cross-attention keys/values computed
 once).
+
+Residual form (``residual_scale`` > 0, with stage-1 embeddings): the list is ranked by
+``residual_scale * <stage1_text, stage1_image> + gap``, the score the ``residual`` fusion rule gives at
+reranking time. The stage-1 term is a constant offset per pair, so the head learns only what stage 1 gets
+wrong; with out-of-fold stage-1 embeddings and lists (``crossfit_stage1``) those errors are the kind it makes
+on unseen data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from stage2_rerank.hard_negatives import TopKNegatives, masked_softmax
+from stage2_rerank.itm_losses import Stage1Embeddings
 from stage2_rerank.itm_trainable import ItmTrainable, ItmTrainingData
 
 
@@ -76,11 +84,15 @@ def sample_lists(candidates: np.ndarray, scores: np.ndarray, positive: np.ndarra
 
 
 def listwise_itm_loss(trainable: ItmTrainable, data: ItmTrainingData, captions: torch.Tensor,
-                      topk: TopKNegatives, generator: torch.Generator, list_size: int) -> ListwiseLosses:
+                      topk: TopKNegatives, generator: torch.Generator, list_size: int,
+                      stage1: Optional[Stage1Embeddings] = None, residual_scale: float = 0.0) -> ListwiseLosses:
     """Listwise losses (module doc) of the captions ``captions`` (int64 ``[R]``) with lists of ``list_size``
-    (positive + ``list_size - 1`` negatives from ``topk``); 2 R ``list_size`` pairs are scored."""
+    (positive + ``list_size - 1`` negatives from ``topk``); 2 R ``list_size`` pairs are scored. With
+    ``residual_scale`` > 0 each pair's score adds ``residual_scale`` x its ``stage1`` dot product."""
     if list_size < 2:
         raise ValueError(f"list_size must be >= 2, got {list_size}")
+    if residual_scale < 0 or (residual_scale > 0 and stage1 is None):
+        raise ValueError("residual_scale must be >= 0 and needs stage-1 embeddings when > 0")
     device = trainable.temperature.device
     rows = captions.numpy()
     own_image = topk.caption_image[rows]
@@ -104,7 +116,11 @@ def listwise_itm_loss(trainable: ItmTrainable, data: ItmTrainingData, captions: 
     ids, mask = data.tokens(pair_captions, device)
     scorer = trainable.scorer
     logits = scorer.itm_logits(ids, mask, kv=scorer.cross_attention_kv(features).select(slot.to(device))).float()
-    gap = (logits[:, 1] - logits[:, 0]).view(2, len(rows), list_size)
+    gap = logits[:, 1] - logits[:, 0]
+    if residual_scale > 0:
+        prior = np.einsum("pe,pe->p", stage1.image[pair_images.numpy()], stage1.text[pair_captions.numpy()])
+        gap = gap + residual_scale * torch.from_numpy(prior.astype(np.float32)).to(device)
+    gap = gap.view(2, len(rows), list_size)
     target = torch.zeros(len(rows), dtype=torch.long, device=device)
     t2i, i2t = F.cross_entropy(gap[0], target), F.cross_entropy(gap[1], target)
     top1 = float((gap.argmax(dim=-1) == 0).float().mean())

@@ -141,7 +141,8 @@ class ItmTrainer:
                 if self.topk is None:
                     raise ValueError("listwise_weight > 0 needs the trainer's TopKNegatives (topk=...)")
                 listwise = listwise_itm_loss(self.trainable, self.data, captions[: cfg.list_rows], self.topk,
-                                             self.generator, cfg.list_size)
+                                             self.generator, cfg.list_size, stage1=self.stage1,
+                                             residual_scale=cfg.listwise_residual_scale)
                 loss = loss + cfg.listwise_weight * listwise.loss.float()
                 extra = {"listwise": listwise.loss.detach().item(), "listwise_top1": listwise.top1}
         self.optimizer.zero_grad(set_to_none=True)

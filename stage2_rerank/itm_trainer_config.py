@@ -45,6 +45,9 @@ class ItmTrainerConfig:
             ``list_size - 1`` stage-1 top-k negatives, each image its caption among as many negative captions)
             added to the loss; 0 = off. Needs ``negatives="topk"`` lists.
         list_size: candidates per list of the listwise loss (the positive included).
+        listwise_residual_scale: > 0: the listwise loss ranks by ``scale * stage-1 similarity + ITM gap`` (the
+            ``residual`` fusion rule; the trainer's stage-1 embeddings give the similarity), so the head learns
+            corrections to stage 1; 0 = the ITM gap alone.
         list_rows: the listwise loss uses the first this many captions of the batch (2 x rows x size pairs).
         pretrained_lr_scale: learning-rate factor of the parameters initialised from a pretrained checkpoint
             (the trainer's ``pretrained_parameters``, e.g. the MiniLM-initialised layers); fresh parameters
@@ -85,6 +88,7 @@ class ItmTrainerConfig:
     listwise_weight: float = 0.0
     list_size: int = 6
     list_rows: int = 8
+    listwise_residual_scale: float = 0.0
     pretrained_lr_scale: float = 1.0
     steps_per_epoch: Optional[int] = None
     text_max_length: int = 35
@@ -114,7 +118,7 @@ class ItmTrainerConfig:
         if self.listwise_weight > 0 and self.negatives != "topk":
             raise ValueError("listwise_weight > 0 needs negatives='topk' (the lists come from stage-1 top-k)")
         for name in ("weight_decay", "warmup_steps", "grad_clip", "itc_weight", "listwise_weight", "save_every_steps",
-                     "mined_from_step"):
+                     "mined_from_step", "listwise_residual_scale"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.schedule not in ("cosine", "constant"):

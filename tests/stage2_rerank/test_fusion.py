@@ -121,3 +121,14 @@ def test_minmax_constant_row_and_config_validation():
 def test_itm_prob_is_softmax_match():
     stage2 = CandidateScores(np.array([[[1.0, 3.0]]], np.float32), np.zeros((1, 1), np.float32))
     np.testing.assert_allclose(stage2.itm_prob, [[np.exp(3) / (np.exp(1) + np.exp(3))]], rtol=1e-6)
+
+
+def test_residual_rule_adds_the_scaled_stage1_score_to_the_itm_logit_gap():
+    stage1 = np.array([[0.9, 0.8, 0.1]])
+    stage2 = CandidateScores(np.array([[[1.0, 0.0], [0.0, 0.5], [0.0, 4.0]]]), np.zeros((1, 3)))
+    fused = fused_scores(stage2, stage1, FusionConfig("residual", stage1_scale=10.0))
+    np.testing.assert_allclose(fused, [[9.0 - 1.0, 8.0 + 0.5, 1.0 + 4.0]])
+    ranked = rerank_at_depth(np.array([[10, 11, 12]]), stage1, stage2, 3, FusionConfig("residual", stage1_scale=10.0))
+    assert ranked.tolist() == [[11, 10, 12]]
+    with pytest.raises(ValueError, match="stage1_scale"):
+        FusionConfig("residual", stage1_scale=-1.0)

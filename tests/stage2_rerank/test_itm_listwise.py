@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from stage2_rerank.hard_negatives import TopKNegatives
+from stage2_rerank.itm_losses import Stage1Embeddings
 from stage2_rerank.itm_listwise import listwise_itm_loss, sample_lists
 from stage2_rerank.itm_trainable import score_pairs_in_memory
 from stage2_rerank.itm_trainer import ItmTrainer
@@ -60,6 +61,34 @@ def test_listwise_loss_is_the_cross_entropy_of_the_scorer_logit_gaps():
     assert result.t2i.item() == pytest.approx(expected[0], abs=1e-4)
     assert result.i2t.item() == pytest.approx(expected[1], abs=1e-4)
     assert result.loss.item() == pytest.approx(sum(expected) / 2, abs=1e-4)
+
+
+def test_residual_listwise_loss_adds_the_scaled_stage1_similarity_to_each_gap():
+    trainable, processor = tiny_trainable()
+    data = tiny_feature_data(processor)
+    rng = np.random.default_rng(4)
+    stage1 = Stage1Embeddings(rng.normal(size=(len(data.image_inputs), 5)).astype(np.float32),
+                              rng.normal(size=(len(data.caption_tokens), 5)).astype(np.float32))
+    captions = torch.tensor([1, 5, 10])
+    trainable.eval()
+    plain = listwise_itm_loss(trainable, data, captions, _topk(data), torch.Generator().manual_seed(2), 4)
+    result = listwise_itm_loss(trainable, data, captions, _topk(data), torch.Generator().manual_seed(2), 4,
+                               stage1=stage1, residual_scale=3.0)
+    assert (result.t2i_images == plain.t2i_images).all() and (result.i2t_captions == plain.i2t_captions).all()
+    own = data.caption_image.numpy()[captions.numpy()]
+    t2i_pairs = np.stack([result.t2i_images.reshape(-1), np.repeat(captions.numpy(), 4)], axis=1)
+    i2t_pairs = np.stack([np.repeat(own, 4), result.i2t_captions.reshape(-1)], axis=1)
+    expected = []
+    for pairs in (t2i_pairs, i2t_pairs):
+        logits, _ = score_pairs_in_memory(trainable, data, pairs)
+        prior = np.einsum("pe,pe->p", stage1.image[pairs[:, 0]], stage1.text[pairs[:, 1]])
+        fused = torch.from_numpy(logits[:, 1] - logits[:, 0] + 3.0 * prior).view(3, 4)
+        expected.append(F.cross_entropy(fused, torch.zeros(3, dtype=torch.long)).item())
+    assert result.t2i.item() == pytest.approx(expected[0], abs=1e-4)
+    assert result.i2t.item() == pytest.approx(expected[1], abs=1e-4)
+    assert result.t2i.item() != pytest.approx(plain.t2i.item(), abs=1e-3)
+    with pytest.raises(ValueError, match="stage-1 embeddings"):
+        listwise_itm_loss(trainable, data, captions, _topk(data), torch.Generator(), 4, residual_scale=1.0)
 
 
 def test_trainer_adds_the_listwise_loss_and_it_falls(tmp_path):

@@ -76,3 +76,13 @@ def test_listwise_recipe_is_a_second_phase_on_topk_lists():
     assert config.listwise_weight > 0 and config.negatives == "topk" and config.mined_from_step == 0
     assert config.lr < flickr_trainer_config().lr
     assert config.compute_dtype == flickr_trainer_config().compute_dtype == "bfloat16"
+
+
+def test_residual_recipe_is_a_second_phase_that_needs_a_first_phase_checkpoint(tmp_path):
+    from eval.itm_training.flickr8k_residual import flickr_residual_trainer_config, train_flickr_residual
+
+    config = flickr_residual_trainer_config()
+    assert config.listwise_weight > 0 and config.listwise_residual_scale > 0 and config.mined_fraction == 1.0
+    assert config.lr < flickr_trainer_config().lr
+    with pytest.raises(ValueError, match="init_from"):
+        train_flickr_residual(FlickrItmOptions(run_dir=tmp_path, trainer=config), tmp_path / "no_stage1")
