@@ -11,9 +11,9 @@ efficientnet_lite0+lite2``: the Lite0+Lite2 grids of stage 1's cached pass, kept
 ``training.model.image_tower.keep_grid=true``, else computed here), hard negatives from a linear stand-in
 stage 1 (``--recipe listwise --init-from <first run>/best``: the second phase, which adds the listwise ITM
 loss; ``--recipe residual --init-from <first run>/best``: the residual listwise phase over cross-fitted lists of
-the trained stage 1 in ``--stage1``, default ``.cache/rrbench/models/stage1_flickr8k_lite/best``). Both resume from ``<run-dir>/last`` and write ``<run-dir>/best`` (the checkpoint to
-use as ``stage2.model``). The test evaluation reranks stage-1 candidates: ``--stage1 DIR`` = a trained
-``rrbench_dual`` checkpoint; without it, the flickr8k linear stand-in / the reranker's own ITC (synthetic).
+the trained stage 1 in ``--stage1``, default ``.cache/rrbench/models/stage1_flickr8k_lite/best``). Both resume
+from ``<run-dir>/last`` and write ``<run-dir>/best`` (the checkpoint to use as ``stage2.model``). The test
+evaluation reranks stage-1 candidates: ``--stage1 DIR`` = a trained ``rrbench_dual`` checkpoint; without it, the flickr8k linear stand-in / the reranker's own ITC (synthetic).
 Results go to ``<run-dir>/test_results_<checkpoint>_<stage1>.json`` and a Markdown table to stdout.
 """
 

@@ -63,7 +63,7 @@ def frozen_stage1_features(model: DualEncoderModel, bench: Benchmark, cache_root
     return {k: v for k, v in images.dense.items() if k not in side}, dict(texts.dense)
 
 
-def stage1_similarity(model: DualEncoderModel, bench: Benchmark, cache_root: Path) -> np.ndarray:
+def trained_stage1_similarity(model: DualEncoderModel, bench: Benchmark, cache_root: Path) -> np.ndarray:
     """float32 ``[N_cap, N_img]`` cosine similarity of the trained stage 1 on ``bench``."""
     images, texts = frozen_stage1_features(model, bench, cache_root)
     with torch.no_grad():
@@ -90,7 +90,7 @@ def train_flickr_residual(options: FlickrItmOptions, stage1_dir: Path = STAGE1_C
     val_store = split_features(options, processor.image_processor, val, "val")
     rows = np.arange(len(val_small.images))
     caption_rows = np.flatnonzero(np.isin(val.text_to_image(), rows))
-    val_similarity = stage1_similarity(stage1, val, options.frozen_feature_cache)[np.ix_(caption_rows, rows)]
+    val_similarity = trained_stage1_similarity(stage1, val, options.frozen_feature_cache)[np.ix_(caption_rows, rows)]
     candidates = candidates_from_similarity(val_similarity, options.val_depth)
     fusions = {**DEFAULT_FUSIONS, "residual": FusionConfig("residual", stage1_scale=float(stage1.scale().detach()))}
     length = trainer_config.text_max_length
