@@ -14,7 +14,8 @@ loss; ``--recipe residual --init-from <first run>/best``: the residual listwise 
 the trained stage 1 in ``--stage1``, default ``.cache/rrbench/models/stage1_flickr8k_lite/best``). Both resume
 from ``<run-dir>/last`` and write ``<run-dir>/best`` (the checkpoint to use as ``stage2.model``). The test
 evaluation reranks stage-1 candidates: ``--stage1 DIR`` = a trained ``rrbench_dual`` checkpoint; without it,
-the flickr8k linear stand-in / the reranker's own ITC (synthetic). Results go to ``<run-dir>/test_results_<checkpoint>_<stage1>.json`` and a Markdown table to stdout.
+the flickr8k linear stand-in / the reranker's own ITC (synthetic). Results go to
+``<run-dir>/test_results_<checkpoint>_<stage1>.json`` and a Markdown table to stdout.
 """
 
 from __future__ import annotations
