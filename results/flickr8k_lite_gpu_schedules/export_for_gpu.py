@@ -1,0 +1,125 @@
+"""One-off export for the GPU schedule diagnostic (see README.md here); not part of the package.
+
+The lent GPU machine takes at most 64 MiB of files per call and keeps only /tmp between calls, so this writes
+three folders of at most ~62 MB each (run from the repo root, after `bash scripts/train_flickr8k_lite.sh`):
+- .gpuA: int8 Lite0 pre-head activations (the 320-channel output of the last MBConv block, 7 x 7) of train
+  images 0-2999 + the transformers wheel (from .whl/);
+- .gpuB: the same for train images 3000-5999 and the 1K test images;
+- .gpuC: the 1x1 head conv + BN of Lite0 (the device redoes head conv + BN + ReLU6 + layer norm, giving the
+  provider's grid tokens: mean token cosine 0.9997 against the cached grids), the initial Q-Former of
+  ``build_flickr_model`` (fp16; word-embedding rows of the used token ids only; query FFNs that equal their
+  MiniLM text FFN stored once), token ids, the stand-in stage 1's negatives / embeddings (int8 text side),
+  the val-100 activations and candidates, and the real stage 1's top-20 test lists; plus train_exported.py.
+"""
+
+import logging
+import pickle
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path.cwd()))
+from eval.experiment_config import load_experiment, with_cache_dirs  # noqa: E402
+from eval.itm_training.common import subset  # noqa: E402
+from eval.itm_training.flickr8k import (FlickrItmOptions, build_flickr_model, fit_stage1, load_split,  # noqa: E402
+                                        mined_negatives, split_features, stage1_similarity)
+from eval.itm_training.linear_stage1 import minilm_sentence_embeddings, pooled_features  # noqa: E402
+from eval.runner.experiment import _direction_data  # noqa: E402
+from stage1_dual.pipeline import run_stage1  # noqa: E402
+from stage2_rerank.efficientnet_provider import EfficientNetGridProvider  # noqa: E402
+from stage2_rerank.pair_scoring import tokenize_captions  # noqa: E402
+from stage2_rerank.validation import candidates_from_similarity  # noqa: E402
+
+logging.basicConfig(level=logging.WARNING)
+torch.set_num_threads(2)
+A, B, C = Path(".gpuA"), Path(".gpuB"), Path(".gpuC")
+for folder in (A, B, C):
+    folder.mkdir(exist_ok=True)
+opts = FlickrItmOptions(run_dir=Path("/tmp/export_unused"))
+model, processor, report = build_flickr_model(opts)
+processor.save_pretrained(str(C / "ckpt"))
+model.config.save_pretrained(str(C / "ckpt"))
+benches = {s: load_split(opts, s) for s in ("train", "val", "test")}
+
+# pre-head activations through the provider's own preprocessing
+provider = EfficientNetGridProvider("lite0", processor.image_processor, torch.device("cpu"), torch.float32)
+net = provider._model
+grab = {}
+net._conv_head.register_forward_pre_hook(lambda module, inputs: grab.__setitem__("x", inputs[0]))
+
+
+def prehead(images) -> torch.Tensor:
+    out = []
+    for start in tqdm(range(0, len(images), 64), desc="Lite0 pre-head"):
+        with torch.inference_mode():
+            net.extract_features(provider.pixels([im.open() for im in images[start:start + 64]]))
+        out.append(grab["x"].flatten(2).transpose(1, 2).half())  # [B, 49, 320]
+    return torch.cat(out)
+
+
+pre = {"train": prehead(benches["train"].images), "val": prehead(benches["val"].images[:100]),
+       "test": prehead(benches["test"].images)}
+scale = (pre["train"].float().abs().amax(dim=(0, 1)) / 127.0).clamp_min(1e-8)
+quant = {k: torch.clamp(torch.round(v.float() / scale), -127, 127).to(torch.int8).numpy() for k, v in pre.items()}
+torch.save({"conv": net._conv_head.weight.detach().clone(), "bn_w": net._bn1.weight.detach().clone(),
+            "bn_b": net._bn1.bias.detach().clone(), "bn_m": net._bn1.running_mean.clone(),
+            "bn_v": net._bn1.running_var.clone(), "bn_eps": torch.tensor(net._bn1.eps), "scale": scale},
+           C / "head.pt")
+np.save(A / "train_a.npy", quant["train"][:3000])
+np.save(B / "train_b.npy", quant["train"][3000:])
+np.save(B / "test.npy", quant["test"])
+np.save(C / "val100.npy", quant["val"])
+(A / "w").mkdir(exist_ok=True)
+for wheel in Path(".whl").glob("transformers-*.whl"):
+    shutil.copy(wheel, A / "w" / wheel.name)
+
+# initial Q-Former, fp16, compacted
+tokens = {s: tokenize_captions(processor.tokenizer, [c.text for c in b.captions], 32) for s, b in benches.items()}
+used = np.unique(np.concatenate([np.concatenate([np.asarray(t) for t in tokens[s]]) for s in tokens]
+                                + [np.arange(110)]))
+state = {k: v.half() for k, v in model.state_dict().items()}
+emb_key = "embeddings.word_embeddings.weight"
+emb = state.pop(emb_key)
+state["__used_ids"], state["__used_rows"] = torch.from_numpy(used), emb[torch.from_numpy(used)]
+dedup = [k for k in state for q, t in ((".intermediate_query.", ".intermediate."), (".output_query.", ".output."))
+         if q in k and torch.equal(state[k], state[k.replace(q, t)])]
+for k in dedup:
+    del state[k]
+save_file({k: v.contiguous() for k, v in state.items()}, str(C / "init.safetensors"),
+          metadata={"emb_key": emb_key, "vocab": str(emb.shape[0]), "dedup": ",".join(dedup)})
+pickle.dump({"copied": sorted(report.copied)}, open(C / "report.pkl", "wb"))
+pickle.dump({s: (tokens[s], benches[s].text_to_image()) for s in tokens}, open(C / "tokens.pkl", "wb"))
+
+# the stand-in stage 1 of train_flickr_reranker: negatives, in-batch embeddings, val-100 candidates
+train_store = split_features(opts, processor.image_processor, benches["train"], "train")
+stage1 = fit_stage1(opts, benches["train"], train_store)
+topk = mined_negatives(stage1_similarity(opts, stage1, benches["train"], train_store),
+                       benches["train"].text_to_image(), opts.stage1_depth, opts.negative_temperature)
+text = stage1.embed_texts(minilm_sentence_embeddings([c.text for c in benches["train"].captions],
+                                                     opts.frozen_feature_cache)).astype(np.float32)
+text_scale = float(np.abs(text).max() / 127)
+pickle.dump({"img": stage1.embed_images(pooled_features(train_store.features)).astype(np.float16),
+             "txt_q": np.round(text / text_scale).astype(np.int8), "txt_scale": text_scale, "topk": topk},
+            open(C / "stage1.pkl", "wb"))
+val = benches["val"]
+val_sim = stage1_similarity(opts, stage1, val, split_features(opts, processor.image_processor, val, "val"))
+rows = np.arange(100)
+caption_rows = np.flatnonzero(np.isin(val.text_to_image(), rows))
+val_cands = candidates_from_similarity(val_sim[np.ix_(caption_rows, rows)], opts.val_depth)
+
+# the real stage 1's test lists (as `rrbench run configs/flickr8k_lite.yaml` ranks them)
+cfg = with_cache_dirs(load_experiment("configs/flickr8k_lite.yaml", []))
+test = benches["test"]
+directions = _direction_data(test, run_stage1(cfg.stage1, test.images, [c.text for c in test.captions]))
+lists = {f"{d}_{part}": (directions[d].ids[:, :20].astype(np.int32) if part == "ids"
+                         else directions[d].scores[:, :20].astype(np.float32))
+         for d in ("t2i", "i2t") for part in ("ids", "s1")}
+pickle.dump({"val_small": subset(val, 100), "val_cands": val_cands, "test": test, "test_lists": lists},
+            open(C / "eval.pkl", "wb"))
+shutil.copy(Path(__file__).with_name("train_exported.py"), C / "train_exported.py")
+print({f.name: f.stat().st_size for folder in (A, B, C) for f in folder.rglob("*") if f.is_file()})
