@@ -101,7 +101,7 @@ stage1 = fit_stage1(opts, benches["train"], train_store)
 topk = mined_negatives(stage1_similarity(opts, stage1, benches["train"], train_store),
                        benches["train"].text_to_image(), opts.stage1_depth, opts.negative_temperature)
 text = stage1.embed_texts(minilm_sentence_embeddings([c.text for c in benches["train"].captions],
-                                                     opts.frozen_feature_cache)).astype(np.float32)
+                                                     opts.frozen_feature_cache)).astype(np.float16).astype(np.float32)
 text_scale = float(np.abs(text).max() / 127)
 pickle.dump({"img": stage1.embed_images(pooled_features(train_store.features)).astype(np.float16),
              "txt_q": np.round(text / text_scale).astype(np.int8), "txt_scale": text_scale, "topk": topk},
