@@ -23,12 +23,16 @@ options = FlickrItmOptions(run_dir=Path("/tmp/fit_gap_unused"), init_from=RUN / 
 model, processor, _ = build_flickr_model(options)
 trainable = ItmTrainable(model)
 stage1 = load_linear_stage1(RUN / "stage1_linear.npz")
+splits = {}  # split -> (benchmark, feature store, full stage-1 similarity), each computed once
 for split, start in (("train", 0), ("train", 3000), ("test", 0)):
-    bench = load_split(options, split)
-    store = load_feature_store(Path(f".cache/rrbench/stage2_train/features/flickr8k_{split}_efficientnet_lite0"))
+    if split not in splits:
+        bench = load_split(options, split)
+        store = load_feature_store(Path(f".cache/rrbench/stage2_train/features/flickr8k_{split}_efficientnet_lite0"))
+        splits[split] = (bench, store, stage1_similarity(options, stage1, bench, store))
+    bench, store, full_similarity = splits[split]
     rows = np.arange(start, start + 1000)
     caption_rows = np.flatnonzero(np.isin(bench.text_to_image(), rows))[:1500]
-    similarity = stage1_similarity(options, stage1, bench, store)[np.ix_(caption_rows, rows)]
+    similarity = full_similarity[np.ix_(caption_rows, rows)]
     truth = bench.text_to_image()[caption_rows] - start
     top = np.argsort(-similarity, 1)[:, :10]
     token_ids = processor.tokenizer([bench.captions[c].text for c in caption_rows], truncation=True,
