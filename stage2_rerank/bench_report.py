@@ -103,7 +103,7 @@ def render_markdown(results: dict) -> str:
         f"{rates['c_over_b_after_vision']:.2f}). Vision tower {rates['vision_seconds_per_image']:.2f} s/image. "
         f"Peak RSS {results['memory']['peak_end_cpu']['peak_rss_gb']:.2f} GiB "
         f"(after model build {results['memory']['after_model_build']['rss_gb']:.2f} GiB).", "",
-        f"(c) phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()) + ".", "",
+        "(c) phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()) + ".", "",
     ]
     if "reranker_bf16" in results:
         low = results["reranker_bf16"]

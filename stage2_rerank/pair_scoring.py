@@ -109,6 +109,6 @@ def score_missing_pairs(model: "RerankerModel", features_of: Callable[[int], tor
 
             batch_size = run_adaptive_batches(len(order), batch_size, run_batch, "itm", stats.oom_events)
             stats.seconds["itm"] = stats.seconds.get("itm", 0.0) + time.perf_counter() - t0
-            del features, kv, image_embeds
+            features = kv = image_embeds = None  # free this chunk before the next one is stacked
         bar.close()
     return batch_size

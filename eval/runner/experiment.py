@@ -105,6 +105,8 @@ class ExperimentRun:
         self.costs[f"stage2{'@' + variant if variant else ''}"] = {"pair": pair_cost.as_dict(),
                                                                    "vision_image": vision_cost.as_dict()}
         self.counts[f"stage2{'@' + variant if variant else ''}"] = {
+            "model": {"backend": reranker.model.backend, "checkpoint": reranker.model.checkpoint_identity,
+                      "vision_features": reranker.model.vision.identity},
             "depth": kmax, "candidate_slots": candidate_slots, "unique_pairs": int(len(pairs.pairs)),
             "unique_keys": stats.unique_keys, "pairs_scored": stats.scored, "pairs_from_cache": stats.cache_hits,
             "images_encoded": stats.images_encoded, "qformer_batches": stats.qformer_batches,

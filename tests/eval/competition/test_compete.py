@@ -75,7 +75,7 @@ def test_reported_recall_matches_the_result_files_and_beats_chance(fine_tuned):
 
 
 def test_undecodable_image_is_skipped_and_counted_or_named(fine_tuned, tmp_path):
-    root, ids = fine_tuned["root"], fine_tuned["ids"]
+    root = fine_tuned["root"]
     data = tmp_path / "data"
     make_competition_dir(data)
     (data / "ImageData" / "img3.jpg").write_bytes(b"not an image")
@@ -91,7 +91,7 @@ def test_undecodable_image_is_skipped_and_counted_or_named(fine_tuned, tmp_path)
 
 
 def test_stage2_reorders_only_within_the_rerank_depth(fine_tuned, tmp_path):
-    root, ids = fine_tuned["root"], fine_tuned["ids"]
+    root = fine_tuned["root"]
     checkpoint = tmp_path / "tiny_blip2"
     save_random_checkpoint(checkpoint, tiny_blip2_itm_config(), CHARS, seed=3)
     stage2 = json.dumps({"model": str(checkpoint), "device": "cpu", "pair_batch_size": 8, "vision_batch_size": 4})

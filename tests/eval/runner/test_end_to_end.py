@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import open_clip
 import pytest
 import torch
@@ -81,6 +80,8 @@ def test_end_to_end_outputs_and_resume(experiment):
     assert len(results["settings"]) == 1 + len(RULES) * 3
     assert results["counts"]["dataset"]["images"] == 12
     assert results["counts"]["stage2"]["pairs_scored"] == results["counts"]["stage2"]["unique_keys"] > 0
+    model = results["counts"]["stage2"]["model"]  # which reranker and which vision features produced the scores
+    assert model["backend"] and model["checkpoint"] and model["vision_features"]
     assert results["provenance"]["versions"]["torch"]
     grid = results["timings"]["stage2"]
     assert 1.0 <= grid["grid_cost_ratio"] <= grid["grid_cost_ratio_with_run_files"]
