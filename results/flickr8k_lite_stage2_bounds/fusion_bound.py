@@ -17,9 +17,14 @@ fair protocol). Prints R@1 in %.
 
 import argparse
 import itertools
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path.cwd()))
+from stage2_rerank.config import FusionConfig  # noqa: E402
+from stage2_rerank.fusion import CandidateScores, fuse_alpha  # noqa: E402
 
 WEIGHTS = tuple(np.arange(13) * 0.125)
 ALPHAS = tuple(np.arange(21) * 0.05)
@@ -50,12 +55,9 @@ def signals(dump: dict, extras: dict, direction: str, k: int) -> list[np.ndarray
 
 
 def alpha_score(dump: dict, direction: str, k: int, alpha: float) -> np.ndarray:
-    """The ``alpha`` rule of ``stage2_rerank.fusion``: alpha * softmax(ITM)[1] + (1 - alpha) * minmax(stage 1)."""
-    itm = dump[f"{direction}_itm"][:, :k].astype(np.float64)
-    s1 = dump[f"{direction}_s1"][:, :k].astype(np.float64)
-    low, high = s1.min(1, keepdims=True), s1.max(1, keepdims=True)
-    s1 = np.where(high > low, (s1 - low) / np.where(high > low, high - low, 1.0), 0.0)
-    return alpha / (1.0 + np.exp(itm[..., 0] - itm[..., 1])) + (1.0 - alpha) * s1
+    """The shipped ``alpha`` rule (``stage2_rerank.fusion.fuse_alpha``) on the top k: ``[Q, k]``."""
+    stage2 = CandidateScores(dump[f"{direction}_itm"][:, :k], dump[f"{direction}_itc"][:, :k])
+    return fuse_alpha(stage2, dump[f"{direction}_s1"][:, :k], FusionConfig(rule="alpha", alpha=float(alpha)))
 
 
 def fused_r1(dump: dict, score: np.ndarray, direction: str, k: int) -> float:
