@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path.cwd()))
 from stage2_rerank.config import FusionConfig  # noqa: E402
-from stage2_rerank.fusion import CandidateScores, fuse_alpha  # noqa: E402
+from stage2_rerank.fusion import CandidateScores, fuse_alpha, fused_order  # noqa: E402
 
 WEIGHTS = tuple(np.arange(13) * 0.125)
 ALPHAS = tuple(np.arange(21) * 0.05)
@@ -61,8 +61,8 @@ def alpha_score(dump: dict, direction: str, k: int, alpha: float) -> np.ndarray:
 
 
 def fused_r1(dump: dict, score: np.ndarray, direction: str, k: int) -> float:
-    """R@1 after reordering the top k by ``score`` ``[Q, k]`` (stable: ties keep stage-1 order)."""
-    order = np.argsort(-score, axis=1, kind="stable")
+    """R@1 after reordering the top k by ``score`` ``[Q, k]`` with the pipeline's ``fused_order``."""
+    order = fused_order(score)
     ranked = dump[f"{direction}_ids"].copy()
     ranked[:, :k] = np.take_along_axis(ranked[:, :k], order, 1)
     return top1_recall(ranked, dump[f"{direction}_rel"], direction)
