@@ -22,13 +22,16 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "config": ("eval.commands.config", "validate an experiment config and print it resolved, or document every field"),
 }
 
+OWN_LOGGERS = ("eval", "stage1_dual", "stage2_rerank", "rrbench")
+"""Top-level logger names of rrbench's packages (and of the CLI's own messages)."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rrbench",
         description="Two-stage image-text retrieval benchmark: dual-encoder retrieval, ITM reranking, evaluation.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging for rrbench, INFO for libraries")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
@@ -42,11 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tune_malloc()
     user_errors = _user_errors()
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    configure_logging(args.verbose)
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except user_errors as exc:
@@ -54,6 +53,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         logging.getLogger("rrbench").error("%s: %s", type(exc).__name__, exc)
         return 2
+
+
+def configure_logging(verbose: bool) -> None:
+    """Log to stderr: rrbench's own loggers (``OWN_LOGGERS``) at INFO, every other (library) logger at WARNING.
+
+    So progress stays visible while faiss, transformers, datasets, PIL, ... stay quiet. ``verbose``: own
+    loggers at DEBUG and library loggers at INFO.
+    """
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
