@@ -1,14 +1,22 @@
-"""On-disk embedding cache: one directory per key, embeddings stored in shards written atomically.
+"""On-disk embedding cache: one directory per key, embeddings stored in checksummed shards written atomically.
 
-Key = sha256 of a JSON "key material" (encoder fingerprint, preprocessing description, effective
-precision, kind, the items' fingerprints in order, shard size). Layout::
+Key = sha256 of a JSON "key material": the code-level ``CACHE_FORMAT``, the encoder fingerprint (backend,
+content hashes of every weights / config / tokenizer file, architecture config, parameter dtype, tokenizer and
+text length; see ``TorchDualEncoder.fingerprint``), the preprocessing description (images), the effective
+precision, the kind, the items' content fingerprints in order (image bytes hashes / caption strings), the
+number of items and the shard size. No path or modification time stands in for content. Layout::
 
     <root>/<kind>/<key[:24]>/manifest.json          key material (item fingerprints as a digest)
     <root>/<kind>/<key[:24]>/shard_00000.npz        embeddings float32 [n_ok, D], positions int64 [n_ok],
-                                                    skipped items (JSON) of items [start, stop)
+                                                    skipped items (JSON) of items [start, stop), and
+                                                    sha256: checksum of the three (``arrays_sha256``)
 
 A shard file appears only when complete (written to a temporary name, then ``os.replace``), so an
-interrupted encode resumes from the shards already present.
+interrupted encode resumes from the shards already present. :meth:`CacheEntry.read_shard` checks every
+shard it reads: an unreadable file (truncated, bad zip CRC, garbage), a checksum mismatch or rows that do
+not fit the shard (dimension, positions) is moved aside (``<name>.corrupt-<time>``, see
+``stage1_dual.cache_integrity``) with a WARNING naming it, and reported as missing, so the caller recomputes
+that shard; nothing read from it is used.
 """
 
 from __future__ import annotations
@@ -16,14 +24,22 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 import numpy as np
 
-CACHE_FORMAT = 1
+from stage1_dual.cache_integrity import READ_ERRORS, CorruptCacheError, arrays_sha256, quarantine
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 2
+"""2: shards carry a sha256 of their content; keys hold content identities only (weights, config, tokenizer)."""
 
 
 def items_digest(fingerprints: Iterable[str]) -> str:
@@ -47,6 +63,11 @@ class ShardData:
     embeddings: np.ndarray
     positions: np.ndarray
     skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    def checksum(self) -> str:
+        """sha256 of embeddings (float32), positions (int64) and the skipped list (canonical JSON)."""
+        return arrays_sha256([np.asarray(self.embeddings, dtype=np.float32), np.asarray(self.positions, np.int64),
+                              json.dumps(self.skipped, sort_keys=True)])
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -82,17 +103,54 @@ class CacheEntry:
     def has_shard(self, index: int) -> bool:
         return self._shard_path(index).is_file()
 
-    def load_shard(self, index: int) -> ShardData:
-        with np.load(self._shard_path(index), allow_pickle=False) as data:
-            return ShardData(embeddings=data["embeddings"].astype(np.float32, copy=False),
-                             positions=data["positions"].astype(np.int64, copy=False),
-                             skipped=json.loads(str(data["skipped_json"])))
+    def load_shard(self, index: int, dim: Optional[int] = None) -> ShardData:
+        """Shard ``index``, checked (checksum, row count, ``dim`` when given, positions inside the shard's
+        range); CorruptCacheError naming the file when it is unreadable or fails a check."""
+        path = self._shard_path(index)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                shard = ShardData(embeddings=data["embeddings"], positions=data["positions"],
+                                  skipped=json.loads(str(data["skipped_json"])))
+                stored = str(data["sha256"])
+        except (zipfile.BadZipFile, zlib.error, *READ_ERRORS) as exc:
+            raise CorruptCacheError(f"embedding cache shard {path} is unreadable: {type(exc).__name__}: {exc}") from exc
+        problem = self._check(index, shard, stored, dim)
+        if problem:
+            raise CorruptCacheError(f"embedding cache shard {path}: {problem}")
+        return ShardData(shard.embeddings.astype(np.float32, copy=False),
+                         shard.positions.astype(np.int64, copy=False), shard.skipped)
+
+    def _check(self, index: int, shard: ShardData, stored: str, dim: Optional[int]) -> str:
+        embeddings, positions = shard.embeddings, shard.positions
+        if embeddings.dtype != np.float32 or positions.dtype != np.int64 or embeddings.ndim != 2 \
+                or positions.ndim != 1 or len(embeddings) != len(positions):
+            return (f"unexpected arrays (embeddings {embeddings.dtype} {embeddings.shape}, "
+                    f"positions {positions.dtype} {positions.shape})")
+        if dim is not None and embeddings.shape[1] != dim:
+            return f"embedding dimension {embeddings.shape[1]}, expected {dim}"
+        if shard.checksum() != stored:
+            return "content does not match its sha256 checksum"
+        start, stop = self.shard_range(index)
+        if len(positions) and (positions.min() < start or positions.max() >= stop or np.any(np.diff(positions) <= 0)):
+            return f"positions outside [{start}, {stop}) or out of order"
+        return ""
+
+    def read_shard(self, index: int, dim: Optional[int] = None) -> Optional[ShardData]:
+        """Shard ``index`` when present and sound; None when absent or damaged (a damaged file is moved
+        aside with a WARNING naming it, see module docstring), so the caller recomputes it."""
+        if not self.has_shard(index):
+            return None
+        try:
+            return self.load_shard(index, dim)
+        except CorruptCacheError as exc:
+            quarantine(self._shard_path(index), str(exc), log)
+            return None
 
     def save_shard(self, index: int, shard: ShardData) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, embeddings=np.ascontiguousarray(shard.embeddings, dtype=np.float32),
                  positions=np.asarray(shard.positions, dtype=np.int64),
-                 skipped_json=np.array(json.dumps(shard.skipped)))
+                 skipped_json=np.array(json.dumps(shard.skipped)), sha256=np.array(shard.checksum()))
         _atomic_write(self._shard_path(index), buffer.getvalue())
 
     def mark_complete(self, summary: dict[str, Any]) -> None:

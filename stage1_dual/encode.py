@@ -4,6 +4,9 @@ Images are decoded and preprocessed by a torch DataLoader (``num_workers`` proce
 that fails to open or preprocess follows ``on_bad_input``: ``error`` raises :class:`BadImageError`
 naming it (the reason carries the file name from ``open()``), ``skip`` leaves it out and records
 it. Results keep input order; ``positions`` says which inputs have a row.
+
+With a cache, each shard is read through ``CacheEntry.read_shard``: a missing or damaged shard (moved aside
+with a WARNING naming the file) is encoded again and saved, so a damaged cache costs time, never results.
 """
 
 from __future__ import annotations
@@ -125,8 +128,8 @@ def encode_images(encoder: DualEncoder, images: Sequence[ImageRef], *, preproces
     with tqdm(total=len(images), desc="encode images", unit="img") as bar:
         for index in range(num_shards):
             lo, hi = index * shard_size, min((index + 1) * shard_size, len(images))
-            if entry is not None and entry.has_shard(index):
-                shard = entry.load_shard(index)
+            shard = entry.read_shard(index, encoder.embed_dim) if entry is not None else None
+            if shard is not None:
                 cached += hi - lo
                 bar.update(hi - lo)
             else:
@@ -187,8 +190,9 @@ def encode_texts(encoder: DualEncoder, texts: Sequence[str], *, batch_size: int 
     with tqdm(total=len(texts), desc="encode texts", unit="txt") as bar:
         for index in range(num_shards):
             lo, hi = index * shard_size, min((index + 1) * shard_size, len(texts))
-            if entry is not None and entry.has_shard(index):
-                shards.append(entry.load_shard(index))
+            shard = entry.read_shard(index, encoder.embed_dim) if entry is not None else None
+            if shard is not None and np.array_equal(shard.positions, np.arange(lo, hi)):
+                shards.append(shard)
                 cached += hi - lo
                 bar.update(hi - lo)
                 continue

@@ -1,0 +1,63 @@
+"""Integrity of cached arrays: content checksums, and moving damaged cache files aside.
+
+Contracts:
+- :func:`arrays_sha256` hashes the dtype, shape and bytes of each array in order (length-prefixed), so a
+  flipped byte, a reshaped or a retyped array all change it.
+- :func:`quarantine` renames a damaged cache file to ``<name>.corrupt-<UTC time>`` next to it (it never deletes
+  anything), logs one WARNING naming the file and what is wrong, and returns the new path. The caller then
+  recomputes; nothing read from the damaged file is used.
+- :class:`CorruptCacheError` is what cache readers raise for a file that cannot be trusted; it names the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Iterable, Union
+
+import numpy as np
+
+from stage1_dual.protocols import Stage1Error
+
+READ_ERRORS: tuple[type[BaseException], ...] = (ValueError, EOFError, OSError, KeyError, TypeError, IndexError)
+"""What reading a damaged ``.npz`` / ``.npy`` / ``.safetensors`` / JSON file raises (BadZipFile, zlib.error and
+JSONDecodeError are among these subclasses or handled by the callers)."""
+
+
+class CorruptCacheError(Stage1Error):
+    """A cache file that is unreadable or whose content does not match its stored checksum (names the file)."""
+
+
+def arrays_sha256(arrays: Iterable[Union[np.ndarray, bytes, str]]) -> str:
+    """sha256 hex over ``arrays`` in order: each array's dtype, shape and C-order bytes; bytes / str as is."""
+    digest = hashlib.sha256()
+    for value in arrays:
+        if isinstance(value, str):
+            value = value.encode("utf-8")
+        if isinstance(value, bytes):
+            header, data = b"bytes", value
+        else:
+            array = np.ascontiguousarray(value)
+            header, data = f"{array.dtype.str}{tuple(array.shape)}".encode(), array.tobytes()
+        for part in (header, data):
+            digest.update(len(part).to_bytes(8, "little"))
+            digest.update(part)
+    return digest.hexdigest()
+
+
+def quarantine(path: Path, problem: str, logger: logging.Logger) -> Path:
+    """Move the damaged ``path`` aside to ``<name>.corrupt-<UTC time>`` and log a WARNING: ``problem`` (a
+    message naming the file and what is wrong with it), where it went, that it is recomputed. The new path."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    suffix = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{suffix}")
+        suffix += 1
+    os.replace(path, target)
+    logger.warning("%s; moved it aside to %s and recomputing", problem, target)
+    return target
