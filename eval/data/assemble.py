@@ -5,9 +5,10 @@ calls :func:`assemble`, so all formats apply the same checks in the same order, 
 ``on_bad_input`` policy (``BadInputLog``):
 
 1. images, in source order: a repeated image id (``duplicate image id``); then the first ``limit``
-   images are kept (deterministic); then a path outside the dataset root (``path escapes dataset
-   root``), a missing file (``missing image file``), and, with ``verify``, a file that does not
-   decode (``undecodable image``);
+   images are kept (deterministic); then a path that, as written, leaves the dataset root (``path
+   escapes dataset root``: ``..`` or an absolute path outside it; the root and links inside it may point
+   anywhere), a missing file (``missing image file``), and, with ``verify``, a file that does not decode
+   (``undecodable image``);
 2. captions, in source order: an image id no source image has (``unknown image``), captions of images
    beyond ``limit`` (left out silently: not part of this slice), captions of an image skipped in step 1
    (``image skipped``), empty or whitespace-only text (``empty caption``), a repeated caption id
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from eval.data.bad_input import BadInputLog
+from eval.data.bad_input import BadInputLog, DatasetRoot
 from eval.data.benchmark import Benchmark, CaptionItem, ImageItem
 from eval.data.image_checks import VerifiedImageCache, verify_images
 
@@ -62,29 +63,27 @@ class AssembleOptions:
 
 
 class RootedPaths:
-    """``resolve(ref)``: the real absolute path of ``ref`` inside ``root``, or None if it escapes.
+    """``resolve(ref)``: the real absolute path of ``ref`` under ``root``, or None if it escapes.
 
-    Same answers as ``bad_input.resolve_under`` (symlinks followed, ``..`` and absolute paths outside
-    the root rejected) but resolves each directory once, so thousands of images cost one ``lstat`` each.
+    Same answers as ``bad_input.resolve_under`` (containment checked on the path as written, then symlinks
+    followed) but resolves each directory once, so thousands of images cost one ``lstat`` each.
     """
 
     def __init__(self, root: Path) -> None:
-        self.root = os.path.realpath(root)
+        self.root = DatasetRoot.of(root)
         self._real_dirs: dict[str, str] = {}
 
     def resolve(self, ref: str) -> Path | None:
-        joined = os.path.join(self.root, ref)  # an absolute ref replaces the root
-        parent, name = os.path.split(joined)
-        if name in ("", ".", "..") or os.path.islink(joined):
-            real = os.path.realpath(joined)
-        else:
-            real_parent = self._real_dirs.get(parent)
-            if real_parent is None:
-                real_parent = self._real_dirs[parent] = os.path.realpath(parent)
-            real = os.path.join(real_parent, name)
-        if real != self.root and not real.startswith(self.root.rstrip(os.sep) + os.sep):
+        joined = self.root.contained(ref)
+        if joined is None:
             return None
-        return Path(real)
+        parent, name = os.path.split(joined)
+        if not name or os.path.islink(joined):
+            return Path(os.path.realpath(joined))
+        real_parent = self._real_dirs.get(parent)
+        if real_parent is None:
+            real_parent = self._real_dirs[parent] = os.path.realpath(parent)
+        return Path(os.path.join(real_parent, name))
 
 
 def _valid_images(images: Sequence[SourceImage], opts: AssembleOptions,

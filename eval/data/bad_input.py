@@ -9,6 +9,7 @@ run's results) and returns, and the caller drops the item.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,12 +41,39 @@ class BadInputLog:
             log.warning("skipped %d bad item(s); first: %s", len(self.records), self.records[0])
 
 
-def resolve_under(root: Path, relative: str) -> Path | None:
-    """Absolute path of ``relative`` inside ``root``; None if it escapes ``root`` (``..``, absolute)."""
-    root = root.resolve()
-    candidate = (root / relative).resolve()
-    try:
-        candidate.relative_to(root)
-    except ValueError:
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+@dataclass(frozen=True)
+class DatasetRoot:
+    """A dataset root as written (``lexical``: absolute, normalised, symlinks kept) and its ``real`` path."""
+
+    lexical: str
+    real: str
+
+    @staticmethod
+    def of(root: Path | str) -> "DatasetRoot":
+        lexical = os.path.normpath(os.path.abspath(root))
+        return DatasetRoot(lexical, os.path.realpath(lexical))
+
+    def contained(self, relative: str) -> str | None:
+        """``normpath(root / relative)`` if it lies inside the root as written, else None. No symlink is resolved.
+
+        ``..`` leaving the root and absolute paths outside it are refused; an absolute path inside the root's
+        real path is accepted too (the same place, spelled without the root's symlinks).
+        """
+        joined = os.path.normpath(os.path.join(self.lexical, relative))  # an absolute ref replaces the root
+        if _inside(joined, self.lexical) or (os.path.isabs(relative) and _inside(joined, self.real)):
+            return joined
         return None
-    return candidate
+
+
+def resolve_under(root: Path, relative: str) -> Path | None:
+    """Real path of ``relative`` under ``root``; None if, as written, it escapes ``root`` (``..``, absolute).
+
+    Containment is checked on the path as written (see :meth:`DatasetRoot.contained`); then symlinks are
+    followed, so a root that is a symlink, or links inside it to files or folders elsewhere, load fine.
+    """
+    joined = DatasetRoot.of(root).contained(relative)
+    return None if joined is None else Path(os.path.realpath(joined))
