@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Iterable, Optional, Union
 
 import numpy as np
 
@@ -28,7 +28,12 @@ JSONDecodeError are among these subclasses or handled by the callers)."""
 
 
 class CorruptCacheError(Stage1Error):
-    """A cache file that is unreadable or whose content does not match its stored checksum (names the file)."""
+    """A cache file (``path``) that is unreadable or whose content does not match its stored checksum; the
+    message names it."""
+
+    def __init__(self, message: str, path: Optional[Path] = None) -> None:
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None
 
 
 def arrays_sha256(arrays: Iterable[Union[np.ndarray, bytes, str]]) -> str:

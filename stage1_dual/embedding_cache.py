@@ -113,10 +113,11 @@ class CacheEntry:
                                   skipped=json.loads(str(data["skipped_json"])))
                 stored = str(data["sha256"])
         except (zipfile.BadZipFile, zlib.error, *READ_ERRORS) as exc:
-            raise CorruptCacheError(f"embedding cache shard {path} is unreadable: {type(exc).__name__}: {exc}") from exc
+            raise CorruptCacheError(f"embedding cache shard {path} is unreadable: {type(exc).__name__}: {exc}",
+                                    path) from exc
         problem = self._check(index, shard, stored, dim)
         if problem:
-            raise CorruptCacheError(f"embedding cache shard {path}: {problem}")
+            raise CorruptCacheError(f"embedding cache shard {path}: {problem}", path)
         return ShardData(shard.embeddings.astype(np.float32, copy=False),
                          shard.positions.astype(np.int64, copy=False), shard.skipped)
 

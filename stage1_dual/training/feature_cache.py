@@ -1,13 +1,18 @@
 """Frozen-tower features computed once (LiT training) and cached on disk.
 
-Key = sha256 of (tower identity: name, weights hash, frozen layers, preprocessing; item kind; the
-items' fingerprints in order: image content hashes or caption strings; storage dtype). Layout::
+Key = sha256 of (code-level ``CACHE_FORMAT``; tower identity: name, weights hash, frozen layers,
+preprocessing, text length; item kind; the items' fingerprints in order: image content hashes or caption
+strings; storage dtype). Layout::
 
     <root>/<kind>/<key[:24]>/features.safetensors   dense.<name>, ragged.<name>.values/.offsets,
-                                                    positions (input position of each row)
+                                                    positions (input position of each row); its metadata
+                                                    holds the sha256 of every tensor (``arrays_sha256``)
     <root>/<kind>/<key[:24]>/meta.json              key material and skipped items
 
-The file is written to a temporary name and renamed, so an interrupted run leaves no partial entry.
+The file is written to a temporary name and renamed, so an interrupted run leaves no partial entry. Every
+read is checked: an unreadable ``features.safetensors`` / ``meta.json`` (truncated, garbage), a tensor whose
+sha256 does not match, or one missing, is moved aside (``<name>.corrupt-<time>``; see
+``stage1_dual.cache_integrity``) with a WARNING naming the file, and the features are recomputed.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from stage1_dual.cache_integrity import READ_ERRORS, CorruptCacheError, arrays_sha256, quarantine
 from stage1_dual.embedding_cache import EmbeddingCache, items_digest
 from stage1_dual.protocols import BadImageError, ImageRef
 from stage1_dual.trainable.image_towers import ImageTower
@@ -32,7 +39,9 @@ from stage1_dual.training.feature_table import FeatureTable, table_from_batches
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+"""2: a sha256 of every tensor in the safetensors metadata."""
+_CHECKSUMS = "rrbench_sha256"
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
@@ -117,8 +126,8 @@ class FrozenFeatureCache:
     def _load_or_build(self, material: dict[str, Any], batches: Any, skipped: list[dict],
                        on_bad_input: str) -> FeatureTable:
         directory = self._directory(material)
-        if directory is not None and (directory / "features.safetensors").is_file():
-            table = _read(directory)
+        table = _read_checked(directory) if directory is not None else None
+        if table is not None:
             if on_bad_input == "error" and table.skipped:
                 raise BadImageError(f"image {table.skipped[0]['id']!r} (cached as skipped by an earlier "
                                     f"on_bad_input=skip run): {table.skipped[0]['reason']}")
@@ -132,6 +141,10 @@ class FrozenFeatureCache:
         return table
 
 
+def _tensor_sha256(tensor: torch.Tensor) -> str:
+    return arrays_sha256([tensor.detach().cpu().contiguous().numpy()])
+
+
 def _write(directory: Path, table: FeatureTable, material: dict[str, Any]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {f"dense.{k}": v.contiguous() for k, v in table.dense.items()}
@@ -139,16 +152,50 @@ def _write(directory: Path, table: FeatureTable, material: dict[str, Any]) -> No
         tensors[f"ragged.{name}.values"] = values.contiguous()
         tensors[f"ragged.{name}.offsets"] = offsets.contiguous()
     tensors["positions"] = torch.from_numpy(table.positions.copy())
-    (directory / "meta.json").write_text(json.dumps({**material, "skipped": table.skipped}, indent=1))
+    checksums = {name: _tensor_sha256(tensor) for name, tensor in tensors.items()}
+    meta_tmp = directory / f"meta.json.tmp{os.getpid()}"
+    meta_tmp.write_text(json.dumps({**material, "skipped": table.skipped}, indent=1))
+    os.replace(meta_tmp, directory / "meta.json")
     tmp = directory / f"features.safetensors.tmp{os.getpid()}"
-    save_file(tensors, str(tmp))
+    save_file(tensors, str(tmp), metadata={_CHECKSUMS: json.dumps(checksums, sort_keys=True)})
     os.replace(tmp, directory / "features.safetensors")
 
 
+def _read_checked(directory: Path) -> Optional[FeatureTable]:
+    """The entry in ``directory`` when present and sound; None when absent or damaged (moved aside, WARNING)."""
+    if not (directory / "features.safetensors").is_file():
+        return None
+    try:
+        return _read(directory)
+    except CorruptCacheError as exc:
+        damaged = exc.path or directory / "features.safetensors"
+        if damaged.is_file():
+            quarantine(damaged, str(exc), log)
+        return None
+
+
 def _read(directory: Path) -> FeatureTable:
-    tensors = load_file(str(directory / "features.safetensors"))
-    meta = json.loads((directory / "meta.json").read_text())
+    """The entry's table, every tensor checked against its stored sha256; CorruptCacheError naming the file."""
+    path, meta_path = directory / "features.safetensors", directory / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        skipped = list(meta.get("skipped", []))
+    except (*READ_ERRORS, AttributeError) as exc:
+        raise CorruptCacheError(f"frozen feature cache file {meta_path} is unreadable: {type(exc).__name__}: {exc}",
+                                meta_path) from exc
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            checksums = json.loads((handle.metadata() or {}).get(_CHECKSUMS, "{}"))
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for damaged files
+        raise CorruptCacheError(f"frozen feature cache file {path} is unreadable: {type(exc).__name__}: {exc}",
+                                path) from exc
+    bad = sorted(name for name in set(tensors) | set(checksums)
+                 if name not in tensors or _tensor_sha256(tensors[name]) != checksums.get(name))
+    if bad or "positions" not in tensors:
+        raise CorruptCacheError(f"frozen feature cache file {path}: tensors {bad or ['positions']} do not match "
+                                f"their sha256 checksums", path)
     dense = {k[len("dense."):]: v for k, v in tensors.items() if k.startswith("dense.")}
     names = {k[len("ragged."):].rsplit(".", 1)[0] for k in tensors if k.startswith("ragged.")}
     ragged = {n: (tensors[f"ragged.{n}.values"], tensors[f"ragged.{n}.offsets"]) for n in names}
-    return FeatureTable(dense, ragged, tensors["positions"].numpy(), meta.get("skipped", []))
+    return FeatureTable(dense, ragged, tensors["positions"].numpy(), skipped)
