@@ -5,11 +5,15 @@ local directory. The vision tower becomes a vision provider (``blip2_vit`` unles
 and the Q-Former + heads a :class:`~stage2_rerank.qformer_scorer.QFormerItm`. Hub ids are looked up in the
 local Hugging Face cache first (no network call when cached); with ``HF_HUB_OFFLINE=1`` a missing id fails
 at once with a message naming it instead of hanging on network retries.
+
+Checkpoint identity (part of every stage-2 cache key): the content identity of the checkpoint directory (a
+local directory or the hub snapshot), see :mod:`stage2_rerank.content_identity`: sha256 of the weights,
+``config.json`` and processor / tokenizer files, not their path or mtimes. Computed once per load; a directory
+with a ``SHA256SUMS`` file is verified against it then (RerankerLoadError naming a missing or damaged file).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -20,14 +24,12 @@ import torch
 from transformers import AutoProcessor, Blip2ForImageTextRetrieval
 
 from stage2_rerank.config import RerankerConfig, dtype_name, resolve_device, resolve_dtype
+from stage2_rerank.content_identity import checkpoint_identity
 from stage2_rerank.protocols import RerankerLoadError, VisionFeatureProvider
 from stage2_rerank.qformer_scorer import QFormerItm
 from stage2_rerank.vision_providers import ProviderSource, make_vision_provider
 
 log = logging.getLogger(__name__)
-
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-
 
 @dataclass
 class RerankerModel:
@@ -35,7 +37,8 @@ class RerankerModel:
 
     Attributes:
         backend: backend name.
-        checkpoint_identity: names the exact weights (hub id@commit, or directory + weight-file stats).
+        checkpoint_identity: content identity of the exact checkpoint files (``sha256:<hex>``, see
+            :func:`directory_identity`), or a caller's name for an in-memory model.
         vision: the vision feature provider.
         scorer: the Q-Former ITM/ITC scorer (on ``device``, in eval mode).
         tokenizer: the checkpoint's caption tokenizer (BERT, with [CLS]/[SEP]).
@@ -60,15 +63,9 @@ def _offline() -> bool:
 
 
 def directory_identity(directory: Path) -> str:
-    """Identity of a local checkpoint: its path, config hash and weight files' names, sizes and mtimes."""
-    digest = hashlib.sha1()
-    config = directory / "config.json"
-    if config.exists():
-        digest.update(config.read_bytes())
-    for path in sorted(p for p in directory.iterdir() if p.suffix in _WEIGHT_SUFFIXES):
-        stat = path.stat()
-        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return f"{directory.resolve()}#{digest.hexdigest()[:16]}"
+    """Content identity of a checkpoint directory (``sha256:<hex>`` of its weights, config and processor
+    files; not its path), verified against its ``SHA256SUMS`` when it has one (RerankerLoadError otherwise)."""
+    return checkpoint_identity(Path(directory))
 
 
 def resolve_checkpoint(model: str) -> tuple[str, bool, str]:
@@ -91,14 +88,14 @@ def resolve_checkpoint(model: str) -> tuple[str, bool, str]:
         raise RerankerLoadError(f"model {model!r}: no such directory, and not a valid hub id ({exc})") from exc
     if isinstance(cached, str):
         snapshot = Path(cached).parent
-        return str(snapshot), True, f"{model}@{snapshot.name}"
+        return str(snapshot), True, directory_identity(snapshot)
     if _offline():
         raise RerankerLoadError(
             f"model {model!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1: download it on a "
             f"connected machine (huggingface-cli download {model}) or set the reranker's model to a local "
             f"checkpoint directory")
     log.warning("model %r not cached: downloading from the Hugging Face hub", model)
-    return model, False, model
+    return model, False, ""  # identified after the download (load_blip2_itm)
 
 
 def build_blip2_itm(model: Blip2ForImageTextRetrieval, processor: Any, config: RerankerConfig,

