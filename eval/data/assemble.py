@@ -15,6 +15,9 @@ calls :func:`assemble`, so all formats apply the same checks in the same order, 
    (``duplicate caption id``);
 3. images left with no caption (``no captions``): under ``skip`` such an image is dropped and recorded,
    so every image of a Benchmark is the answer to at least one text query.
+Kept images that verification found over PIL's decompression-bomb warning limit are listed in
+``Benchmark.notes`` (``large image: N pixels ...``); over twice that limit an image does not decode
+(``undecodable image``, naming PIL's limit).
 Skip reasons start with the category names above (``Benchmark.summary`` groups by them).
 """
 
@@ -25,8 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from PIL import Image
+
 from eval.data.bad_input import BadInputLog, DatasetRoot
-from eval.data.benchmark import Benchmark, CaptionItem, ImageItem
+from eval.data.benchmark import Benchmark, CaptionItem, ImageItem, ImageNote
 from eval.data.image_checks import VerifiedImageCache, verify_images
 
 
@@ -87,9 +92,11 @@ class RootedPaths:
 
 
 def _valid_images(images: Sequence[SourceImage], opts: AssembleOptions,
-                  bad: BadInputLog) -> tuple[list[ImageItem], dict[str, str], set[str]]:
-    """Images kept; ``{id: reason}`` of images dropped; ids within the limit (kept or not)."""
+                  bad: BadInputLog) -> tuple[list[ImageItem], dict[str, str], set[str], dict[str, int]]:
+    """Images kept; ``{id: reason}`` of images dropped; ids within the limit (kept or not); ``{id: pixels}`` of
+    kept images over PIL's decompression-bomb warning limit (found by verification)."""
     skipped: dict[str, str] = {}
+    oversized: dict[str, int] = {}
     seen: dict[str, SourceImage] = {}
     unique: list[SourceImage] = []
     for img in images:
@@ -119,14 +126,16 @@ def _valid_images(images: Sequence[SourceImage], opts: AssembleOptions,
         skipped[img.id] = reason
     if opts.verify and kept:
         cache = VerifiedImageCache.for_root(opts.cache_dir, opts.root) if opts.cache_dir else None
-        failures = verify_images(kept, cache, desc=f"verifying {opts.name}/{opts.split} images")
+        checks = verify_images(kept, cache, desc=f"verifying {opts.name}/{opts.split} images")
+        failures = checks.failures
+        oversized.update(checks.oversized)
         where = {img.id: img.where for img in unique}
         for item in kept:
             if item.id in failures:
                 bad.bad("image", item.id, where[item.id], failures[item.id])
                 skipped[item.id] = failures[item.id]
         kept = [item for item in kept if item.id not in failures]
-    return kept, skipped, in_slice
+    return kept, skipped, in_slice, oversized
 
 
 def _valid_captions(captions: Sequence[SourceCaption], known: set[str], in_slice: set[str],
@@ -159,7 +168,7 @@ def _valid_captions(captions: Sequence[SourceCaption], known: set[str], in_slice
 def assemble(images: Sequence[SourceImage], captions: Sequence[SourceCaption], opts: AssembleOptions,
              bad: BadInputLog) -> Benchmark:
     """Validated Benchmark from source lists, applying ``bad``'s policy (see the module doc)."""
-    kept_images, skipped_images, in_slice = _valid_images(images, opts, bad)
+    kept_images, skipped_images, in_slice, oversized = _valid_images(images, opts, bad)
     known = {img.id for img in images}
     kept_captions = _valid_captions(captions, known, in_slice, skipped_images, opts, bad)
     described = {c.image_id for c in kept_captions}
@@ -171,4 +180,7 @@ def assemble(images: Sequence[SourceImage], captions: Sequence[SourceCaption], o
         else:
             bad.bad("image", item.id, where[item.id], "no captions: no valid caption describes this image")
     bad.report()
-    return Benchmark(opts.name, opts.split, final_images, kept_captions, list(bad.records))
+    notes = [ImageNote(item.id, str(item.path), f"large image: {oversized[item.id]} pixels, over PIL's "
+                       f"decompression-bomb limit of {Image.MAX_IMAGE_PIXELS}; loaded anyway")
+             for item in final_images if item.id in oversized]
+    return Benchmark(opts.name, opts.split, final_images, kept_captions, list(bad.records), notes)
