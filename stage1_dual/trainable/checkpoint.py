@@ -12,6 +12,11 @@ Layout of a model directory::
 A training checkpoint (``stage1_dual.training.state``) adds ``optimizer.safetensors`` and
 ``trainer_state.json`` to the same directory. Directories are written to a temporary sibling and
 renamed into place, so a reader never sees a half-written checkpoint.
+
+A directory may also hold ``SHA256SUMS`` (standard ``sha256sum`` output, names relative to the directory,
+subfolders allowed), e.g. one shipped with a released checkpoint: :func:`load_model_dir` then verifies every
+listed file first and raises :class:`CheckpointError` (a stage-1 user error) naming the file that is missing
+or whose bytes do not match.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import Any, Callable, Optional
 import torch
 from safetensors.torch import load_file, save_file
 
+from stage1_dual.protocols import Stage1Error
+from stage1_dual.trainable.file_identity import CHECKSUMS_FILE, parse_sha256sums, sha256_hex
 from stage1_dual.trainable.model import DualEncoderModel
 from stage1_dual.trainable.model_config import model_config_from_dict, model_config_to_dict
 
@@ -35,8 +42,9 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint directory that is missing, malformed, or does not fit the installed pretrained parts."""
+class CheckpointError(Stage1Error):
+    """A checkpoint directory that is missing, malformed, fails its ``SHA256SUMS``, or does not fit the
+    installed pretrained parts (a ValueError, like every stage-1 user error)."""
 
 
 def _pretrained_identities(model: DualEncoderModel) -> dict[str, Any]:
@@ -106,9 +114,33 @@ def load_weights_into(model: DualEncoderModel, directory: Path) -> None:
                               f"unexpected {sorted(result.unexpected_keys)[:5]}")
 
 
+def verify_sha256sums(directory: Path) -> int:
+    """Check every file listed in ``directory/SHA256SUMS`` (when present) against its digest; the number of
+    files checked (0 without the file). CheckpointError naming the first missing or mismatching file."""
+    sums = Path(directory) / CHECKSUMS_FILE
+    if not sums.is_file():
+        return 0
+    try:
+        entries = parse_sha256sums(sums)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {directory}: unreadable {CHECKSUMS_FILE}: {exc}") from exc
+    for expected, name in entries:
+        path = Path(directory) / name
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {directory}: {name} is listed in {CHECKSUMS_FILE} but missing "
+                                  f"({path} not found)")
+        actual = sha256_hex(path)
+        if actual != expected:
+            raise CheckpointError(f"checkpoint {directory}: {path} does not match {CHECKSUMS_FILE} (sha256 {actual}, "
+                                  f"expected {expected}); the file is damaged or was replaced")
+    return len(entries)
+
+
 def load_model_dir(directory: Path, device: str | torch.device = "cpu") -> DualEncoderModel:
-    """Rebuild the model of a model directory on ``device`` (eval mode); CheckpointError on any mismatch."""
+    """Rebuild the model of a model directory on ``device`` (eval mode), after verifying its ``SHA256SUMS``
+    when it has one; CheckpointError on any mismatch."""
     directory = Path(directory)
+    verify_sha256sums(directory)
     config = read_checkpoint_config(directory)
     model = DualEncoderModel(model_config_from_dict(config["model"]))
     for name, recorded in config.get("pretrained", {}).items():
