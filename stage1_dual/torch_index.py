@@ -2,6 +2,12 @@
 
 Queries are scored ``torch_query_chunk`` at a time against ``torch_gallery_chunk`` gallery rows;
 each chunk's top-k is merged into a running top-k, so memory stays ``O(query_chunk * gallery_chunk)``.
+
+Reproducible across CPUs: on CPU the inner products of the float32 vectors are accumulated in float64 (error
+about 1e-16, where float32 kernels of different instruction sets differ by about 1e-7) and returned rounded to
+float32, so two machines get the same scores unless a score sits within 1e-16 of a float32 rounding boundary; each
+query's list is ordered by (score descending, gallery position ascending), so exact ties (duplicate captions or
+images) come in gallery order whatever the top-k kernel does. On CUDA the products stay float32 (speed).
 """
 
 from __future__ import annotations
@@ -20,16 +26,26 @@ def _torch_device(cfg: IndexConfig) -> torch.device:
     return torch.device("cuda" if cfg.use_gpu is not False and torch.cuda.is_available() else "cpu")
 
 
+def order_by_score_then_id(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of (scores, ids) ``[Q, k]`` sorted by score descending, ties by id ascending."""
+    order = np.lexsort((ids, -scores.astype(np.float64)), axis=1)
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
+
+
 class TorchExactIndex:
-    """Exact inner-product search; ``search`` returns (scores float32 [Q, k], ids int64 [Q, k])."""
+    """Exact inner-product search; ``search`` returns (scores float32 [Q, k], ids int64 [Q, k]), each row by
+    score descending, ties by gallery position (see the module docstring)."""
 
     def __init__(self, gallery: np.ndarray, device: torch.device, query_chunk: int, gallery_chunk: int) -> None:
         self.device = device
-        self.gallery = torch.from_numpy(np.ascontiguousarray(gallery, dtype=np.float32)).to(device)
+        self.compute_dtype = torch.float64 if device.type == "cpu" else torch.float32
+        self.gallery = torch.from_numpy(np.ascontiguousarray(gallery, dtype=np.float32)).to(
+            device=device, dtype=self.compute_dtype)
         self.query_chunk = query_chunk
         self.gallery_chunk = gallery_chunk
         self.info: dict[str, Any] = {"type": "torch", "exact": True, "device": str(device),
-                                     "query_chunk": query_chunk, "gallery_chunk": gallery_chunk}
+                                     "query_chunk": query_chunk, "gallery_chunk": gallery_chunk,
+                                     "compute_dtype": str(self.compute_dtype).replace("torch.", "")}
 
     @property
     def ntotal(self) -> int:
@@ -37,7 +53,7 @@ class TorchExactIndex:
 
     @torch.no_grad()
     def _search_chunk(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        best_scores = torch.empty((queries.shape[0], 0), device=self.device)
+        best_scores = torch.empty((queries.shape[0], 0), device=self.device, dtype=self.compute_dtype)
         best_ids = torch.empty((queries.shape[0], 0), dtype=torch.int64, device=self.device)
         for start in range(0, self.ntotal, self.gallery_chunk):
             block = self.gallery[start:start + self.gallery_chunk]
@@ -55,10 +71,10 @@ class TorchExactIndex:
         ids = np.empty((len(queries), k), dtype=np.int64)
         for start in range(0, len(queries), self.query_chunk):
             chunk = torch.from_numpy(np.ascontiguousarray(queries[start:start + self.query_chunk], dtype=np.float32))
-            top_scores, top_ids = self._search_chunk(chunk.to(self.device), k)
-            scores[start:start + len(chunk)] = top_scores.cpu().numpy()
+            top_scores, top_ids = self._search_chunk(chunk.to(device=self.device, dtype=self.compute_dtype), k)
+            scores[start:start + len(chunk)] = top_scores.cpu().numpy().astype(np.float32)
             ids[start:start + len(chunk)] = top_ids.cpu().numpy()
-        return scores, ids
+        return order_by_score_then_id(scores, ids)
 
 
 def build_torch(gallery: np.ndarray, cfg: IndexConfig) -> TorchExactIndex:
