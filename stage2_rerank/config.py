@@ -39,7 +39,11 @@ class RerankerConfig:
             any reduced precision must be backed by a parity report against fp32 (see ``parity.py``).
         vision_precision: vision tower dtype; ``auto`` = fp16 on CUDA, fp32 on CPU (fp16 refused on CPU).
         text_max_length: captions are truncated to this many tokens incl. [CLS]/[SEP] (LAVIS uses 35).
-        pair_batch_size: (image, caption) pairs per Q-Former forward (halved automatically on CUDA OOM).
+        pair_batch_size: (image, caption) pairs per Q-Former forward, at most what ``pair_memory_mb`` allows
+            (halved automatically on out-of-memory, CUDA or CPU).
+        pair_memory_mb: memory one Q-Former batch may take, estimated from the Q-Former's sizes and the longest
+            caption (``QFormerItm.pair_activation_bytes``); batches (ITM pairs, ITC captions and images) are
+            capped to fit. ``None`` = 1024 on CPU, no cap on CUDA (where an OOM halves the batch instead).
         vision_batch_size: images per vision-tower forward.
         cache_dir: root of the on-disk caches (pair scores in ``scores.sqlite``, spilled vision features in
             ``vision_features/``); ``None`` = no score cache, spills go to a temporary directory.
@@ -61,6 +65,7 @@ class RerankerConfig:
     vision_precision: Precision = "auto"
     text_max_length: int = 35
     pair_batch_size: int = 32
+    pair_memory_mb: Optional[int] = None
     vision_batch_size: int = 8
     cache_dir: Optional[Path] = None
     vision_memory_mb: int = 4096
@@ -83,6 +88,8 @@ class RerankerConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.text_max_length < 3:
             raise ValueError(f"text_max_length must be >= 3 ([CLS] token [SEP]), got {self.text_max_length}")
+        if self.pair_memory_mb is not None and self.pair_memory_mb < 1:
+            raise ValueError(f"pair_memory_mb must be >= 1 (or null for the default), got {self.pair_memory_mb}")
         if self.vision_memory_mb < 0:
             raise ValueError(f"vision_memory_mb must be >= 0, got {self.vision_memory_mb}")
         if not _DEVICE_PATTERN.match(self.device):

@@ -5,42 +5,74 @@
 - :func:`length_bucketed_order`: within a chunk, pairs sorted by caption token length (then image), so a
   batch pads to lengths close to its own.
 - :func:`pad_token_batch`: right-padded ``input_ids`` / ``attention_mask`` of a batch.
-- :func:`run_adaptive_batches`: runs batches; on CUDA out-of-memory halves the batch size and retries the
-  same items, recording an :class:`OomEvent`.
+- :func:`memory_capped_batch_size`: the batch size that keeps one batch's activations under a byte budget.
+- :func:`run_adaptive_batches`: runs batches; on out-of-memory (CUDA, or the CPU allocator: see
+  :func:`is_out_of_memory`) halves the batch size and retries the same items, recording an :class:`OomEvent`.
+  (accelerate's ``find_executable_batch_size`` restarts the whole function on OOM; here finished batches are
+  kept and only the failed one is retried, so only its OOM test, ``should_reduce_batch_size``, is reused.)
 """
 
 from __future__ import annotations
 
+import gc
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from accelerate.utils.memory import should_reduce_batch_size
 
 log = logging.getLogger(__name__)
 
 
+CPU_OOM_MESSAGES = ("DefaultCPUAllocator: can't allocate memory", "not enough memory")
+"""RuntimeError texts of a failed CPU allocation (Linux/macOS; Windows says "not enough memory")."""
+
+
 @dataclass(frozen=True)
 class OomEvent:
-    """One CUDA out-of-memory back-off: in ``stage``, batch size ``batch_size`` -> ``new_batch_size``."""
+    """One out-of-memory back-off: in ``stage``, batch size ``batch_size`` -> ``new_batch_size``.
+
+    ``error``: the error's type and first line (CUDA or CPU allocator); not part of equality.
+    """
 
     stage: str
     batch_size: int
     new_batch_size: int
+    error: str = field(default="", compare=False)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """True for a CUDA out-of-memory error (the only error that triggers a batch-size back-off)."""
-    return isinstance(exc, torch.cuda.OutOfMemoryError)
+    """True for an allocation failure, the only error that triggers a batch-size back-off: CUDA OOM,
+    ``MemoryError``, a RuntimeError of torch's CPU allocator (``CPU_OOM_MESSAGES``), or what accelerate's
+    ``should_reduce_batch_size`` recognises (CUDA/XPU/MPS/CPU out of memory)."""
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    if isinstance(exc, RuntimeError) and any(text in str(exc) for text in CPU_OOM_MESSAGES):
+        return True
+    return isinstance(exc, Exception) and should_reduce_batch_size(exc)
+
+
+def _describe(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
+
+
+def memory_capped_batch_size(batch_size: int, bytes_per_item: int, budget_bytes: int | None) -> int:
+    """``min(batch_size, budget_bytes // bytes_per_item)``, at least 1; ``batch_size`` when no budget."""
+    if budget_bytes is None:
+        return batch_size
+    return max(1, min(batch_size, budget_bytes // max(1, bytes_per_item)))
 
 
 def run_adaptive_batches(n_items: int, batch_size: int, run_batch: Callable[[int, int], None], stage: str,
                          events: list[OomEvent]) -> int:
     """Call ``run_batch(start, stop)`` over ``[0, n_items)`` in order, in batches of ``batch_size``.
 
-    On CUDA OOM the batch size is halved and the same ``start`` retried (the event appended to ``events``);
-    OOM at batch size 1 re-raises. Returns the final batch size (later calls may start from it).
+    On out-of-memory (:func:`is_out_of_memory`) the batch size is halved and the same ``start`` retried (the
+    event appended to ``events``); OOM at batch size 1 re-raises. Returns the final batch size (later calls may
+    start from it).
     """
     start = 0
     while start < n_items:
@@ -50,14 +82,18 @@ def run_adaptive_batches(n_items: int, batch_size: int, run_batch: Callable[[int
         except Exception as exc:  # noqa: BLE001 - only OOM is handled, everything else re-raised
             if not is_out_of_memory(exc) or batch_size == 1:
                 raise
-            new_size = max(1, batch_size // 2)
-            events.append(OomEvent(stage, batch_size, new_size))
-            log.warning("%s: CUDA out of memory at batch size %d, retrying with %d", stage, batch_size, new_size)
-            batch_size = new_size
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            error = _describe(exc)
+        else:
+            start = stop
             continue
-        start = stop
+        # out of the handler, so the failed batch's frames (and tensors) are released before retrying
+        new_size = max(1, batch_size // 2)
+        events.append(OomEvent(stage, batch_size, new_size, error))
+        log.warning("%s: out of memory at batch size %d (%s), retrying with %d", stage, batch_size, error, new_size)
+        batch_size = new_size
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
     return batch_size
 
 

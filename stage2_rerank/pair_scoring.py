@@ -4,10 +4,16 @@ Order of work (each step once): tokenize the captions (truncated to ``text_max_l
 embeddings per caption (length-sorted batches); then per image chunk (``pair_batching.image_chunks``):
 features to the device, ITC image embeddings per image, cross-attention K/V per image (if
 ``cache_cross_attention_kv``), and the chunk's pairs in length-bucketed batches through the Q-Former ITM.
+
+Every batch is at most ``batch_size`` items and at most what the memory budget allows (``pair_memory_budget``:
+``config.pair_memory_mb``, by default 1 GiB on CPU and no cap on CUDA, divided by the scorer's per-pair
+estimate ``QFormerItm.pair_activation_bytes``), so a huge ``pair_batch_size`` cannot exhaust host memory;
+an allocation failure still halves the batch (``pair_batching.run_adaptive_batches``).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -16,7 +22,13 @@ import torch
 from tqdm.auto import tqdm
 
 from stage2_rerank.config import RerankerConfig
-from stage2_rerank.pair_batching import image_chunks, length_bucketed_order, pad_token_batch, run_adaptive_batches
+from stage2_rerank.pair_batching import (
+    image_chunks,
+    length_bucketed_order,
+    memory_capped_batch_size,
+    pad_token_batch,
+    run_adaptive_batches,
+)
 from stage2_rerank.qformer_scorer import itc_scores
 
 if TYPE_CHECKING:
@@ -24,6 +36,18 @@ if TYPE_CHECKING:
     from stage2_rerank.rerank import RerankStats
 
 BatchCallback = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CPU_PAIR_MEMORY_MB = 1024
+"""``pair_memory_mb: null`` on CPU: one Q-Former batch stays under 1 GiB."""
+
+
+def pair_memory_budget(config: RerankerConfig, device: torch.device) -> int | None:
+    """Bytes one Q-Former batch may take: ``config.pair_memory_mb``; if unset 1 GiB on CPU, no cap on CUDA."""
+    if config.pair_memory_mb is not None:
+        return config.pair_memory_mb * 2**20
+    return DEFAULT_CPU_PAIR_MEMORY_MB * 2**20 if device.type == "cpu" else None
 
 
 def tokenize_captions(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
@@ -66,18 +90,29 @@ def score_missing_pairs(model: "RerankerModel", features_of: Callable[[int], tor
 
     ``features_of(image index)`` gives the image's cached features ``[T, D]``. For every finished batch,
     ``on_batch(positions into pairs, itm logits float32 [b, 2], itc float32 [b])`` is called.
-    Returns the pair batch size in effect at the end (smaller than ``batch_size`` after OOM back-offs).
+    Batches are capped by the memory budget (see the module doc). Returns ``batch_size``, or the smaller
+    batch size in effect at the end after out-of-memory back-offs (not the budget's cap, which depends on
+    this call's captions).
     """
     scorer, device = model.scorer, model.device
     caption_ids, caption_of_pair = np.unique(pairs[:, 1], return_inverse=True)
     image_ids, slot_of_pair = np.unique(pairs[:, 0], return_inverse=True)
     tokens = tokenize_captions(model.tokenizer, [captions[c] for c in caption_ids], config.text_max_length)
     lengths = np.array([len(t) for t in tokens])
+    positions, dim = model.vision.feature_shape
+    budget = pair_memory_budget(config, device)
+    longest = int(lengths.max())
+    itc_size = memory_capped_batch_size(batch_size, scorer.pair_activation_bytes(longest, positions, False), budget)
+    per_pair = scorer.pair_activation_bytes(longest, positions, config.cache_cross_attention_kv)
+    capped = memory_capped_batch_size(batch_size, per_pair, budget)
+    if capped < batch_size:
+        log.info("stage 2: %d pairs per Q-Former batch, not pair_batch_size=%d: ~%.1f MiB per pair, budget "
+                 "pair_memory_mb=%d", capped, batch_size, per_pair / 2**20, (budget or 0) // 2**20)
+    size = capped
     with torch.inference_mode():
         t0 = time.perf_counter()
-        text_embeds = _text_embeddings(model, tokens, batch_size, stats)
+        text_embeds = _text_embeddings(model, tokens, itc_size, stats)
         stats.seconds["itc"] = stats.seconds.get("itc", 0.0) + time.perf_counter() - t0
-        positions, dim = model.vision.feature_shape
         per_image = positions * dim * scorer.dtype.itemsize
         if config.cache_cross_attention_kv:
             per_image += scorer.kv_bytes_per_image(positions)
@@ -85,7 +120,7 @@ def score_missing_pairs(model: "RerankerModel", features_of: Callable[[int], tor
         for chunk in image_chunks(len(image_ids), per_image, config.kv_chunk_mb * 2**20):
             t0 = time.perf_counter()
             features = torch.stack([features_of(int(image_ids[s])).to(scorer.dtype) for s in chunk]).to(device)
-            image_embeds = _image_embeddings(model, features, batch_size, stats)
+            image_embeds = _image_embeddings(model, features, itc_size, stats)
             stats.seconds["itc"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             kv = scorer.cross_attention_kv(features) if config.cache_cross_attention_kv else None
@@ -107,8 +142,8 @@ def score_missing_pairs(model: "RerankerModel", features_of: Callable[[int], tor
                 stats.qformer_batches += 1
                 bar.update(len(sel))
 
-            batch_size = run_adaptive_batches(len(order), batch_size, run_batch, "itm", stats.oom_events)
+            size = run_adaptive_batches(len(order), size, run_batch, "itm", stats.oom_events)
             stats.seconds["itm"] = stats.seconds.get("itm", 0.0) + time.perf_counter() - t0
             features = kv = image_embeds = None  # free this chunk before the next one is stacked
         bar.close()
-    return batch_size
+    return size if size < capped else batch_size

@@ -35,6 +35,9 @@ from transformers.models.blip_2.modeling_blip_2 import (
     Blip2TextEmbeddings,
 )
 
+ACTIVATION_SAFETY = 2
+"""Factor on the per-pair activation estimate (temporaries, allocator slack); see ``pair_activation_bytes``."""
+
 
 @dataclass
 class CrossAttentionKV:
@@ -113,6 +116,27 @@ class QFormerItm(nn.Module):
         """Bytes of one image's cached K/V over all cross-attention layers."""
         n_layers = len(self._cross_attention_layers())
         return 2 * n_layers * num_positions * self.qformer.config.hidden_size * self.dtype.itemsize
+
+    def pair_activation_bytes(self, text_length: int, num_positions: int, cached_kv: bool) -> int:
+        """Estimated peak bytes one (image, caption) pair adds to an ITM forward (:meth:`itm_logits`).
+
+        The pair's cross-attention input (its selected K/V of every cross-attention layer when ``cached_kv``,
+        else its features ``[T, D]`` plus one layer's K/V) and one layer's activations over ``L = queries +
+        text_length`` tokens: hidden states and projections (``10 L H``), self-attention scores and
+        probabilities (``2 heads L^2``), feed-forward (``2 L I``), cross-attention (``2 heads Q T + 4 Q H``);
+        times ``ACTIVATION_SAFETY`` for temporaries and allocator slack. An upper bound for an ITC image or
+        text forward of one item too (those run fewer tokens).
+        """
+        cfg = self.qformer.config
+        hidden, heads, inter = cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size
+        queries, length, itemsize = self.num_query_tokens, self.num_query_tokens + text_length, self.dtype.itemsize
+        if cached_kv:
+            cross_input = self.kv_bytes_per_image(num_positions)
+        else:
+            cross_input = (num_positions * self.encoder_hidden_size + 2 * num_positions * hidden) * itemsize
+        layer = (10 * length * hidden + 2 * heads * length * length + 2 * length * inter
+                 + 2 * heads * queries * num_positions + 4 * queries * hidden) * itemsize
+        return ACTIVATION_SAFETY * (cross_input + layer)
 
     def cross_attention_kv(self, features: torch.Tensor) -> CrossAttentionKV:
         """Keys/values of every cross-attention layer for images ``features`` ``[U, T, D]``."""
