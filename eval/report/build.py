@@ -1,8 +1,10 @@
 """Rebuild tables and plots from saved results.json files: ``rrbench report results/*/results.json [--out DIR]``.
 
-One file: ``table.md``, ``table.tex``, ``table.csv`` and the plots (PNG + PDF) next to it.
-Several files: the same for each, next to each file, plus one comparison table (``table.*`` with an
-``experiment`` column) in ``--out`` (default: ``comparison/`` beside the files' common parent directory).
+One file: ``table.md``, ``table.tex``, ``table.csv`` and the plots (PNG + PDF) next to it, or in ``--out``.
+Several files: the same for each, plus one comparison table (``table.*`` with an ``experiment`` column).
+With ``--out X`` everything is written under X (the comparison in X, each experiment's tables and plots in
+``X/<experiment>/``) and nothing beside the input files changes; without it each experiment's outputs are
+rebuilt next to its file and the comparison goes to ``comparison/`` beside the files' common parent directory.
 """
 
 from __future__ import annotations
@@ -25,14 +27,21 @@ def default_comparison_dir(results_paths: list[Path]) -> Path:
     return Path(os.path.commonpath([str(Path(p).resolve().parent) for p in results_paths])) / "comparison"
 
 
+def _folder_name(experiment: str) -> str:
+    """A single safe path component for an experiment name (no separators, not ``.`` or ``..``)."""
+    name = experiment.replace("/", "_").replace("\\", "_")
+    return name if name.strip(".") else name.replace(".", "_") or "_"
+
+
 def build_report(results_paths: list[Path], out_dir: Path | None = None) -> list[Path]:
     """Write tables and plots for each results file, and a merged table when there are several.
 
     Args:
         results_paths: results.json files.
-        out_dir: where the merged comparison table goes (several files only; default
-            ``default_comparison_dir``). With one file, outputs go next to it and ``out_dir``, when
-            given, receives them instead.
+        out_dir: None: each file's outputs go next to it, the merged comparison table (several files) to
+            ``default_comparison_dir``. Given: every output goes under it and nothing else is written (one
+            file: its outputs in ``out_dir``; several: the comparison in ``out_dir``, each experiment's
+            outputs in ``out_dir/<experiment>``).
 
     Returns:
         Every file written.
@@ -47,7 +56,10 @@ def build_report(results_paths: list[Path], out_dir: Path | None = None) -> list
         raise ValueError(f"experiment names {duplicates} appear in several files: {files}")
     written: list[Path] = []
     for results in loaded:
-        target = Path(out_dir) if (out_dir is not None and len(loaded) == 1) else results.path.parent
+        if out_dir is None:
+            target = results.path.parent
+        else:
+            target = Path(out_dir) if len(loaded) == 1 else Path(out_dir) / _folder_name(results.experiment)
         written += write_tables([results], target)
         written += write_plots(results, target)
         logger.info("report for %s written to %s", results.experiment, target)
@@ -63,8 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="+", type=Path, help="results.json files (e.g. results/*/results.json)")
     parser.add_argument(
         "--out", type=Path, default=None,
-        help="directory for the merged comparison table (several files; default: <results root>/comparison); "
-        "with one file, write its outputs there instead of next to it",
+        help="write every output under DIR and nothing next to the input files: one file: its tables and "
+        "plots; several: the comparison table in DIR, each experiment's tables and plots in DIR/<experiment> "
+        "(default: outputs next to each file, comparison in <results root>/comparison)",
     )
 
 

@@ -5,7 +5,8 @@
 - ``depth_sweep``: t2i R@1, i2t R@1 and rsum against rerank depth, one line per fusion rule, stage 1
   as a dashed horizontal reference.
 - ``quality_latency``: rsum against latency per query (mean of the t2i and i2t ms per query), one
-  point per depth, labelled ``k=<depth>``.
+  point per depth, labelled ``k=<depth>``; a hollow marker = latency not measured in the run itself
+  (read from the cost ledger), said in the legend.
 
 Uses matplotlib's object API (``Figure``), so no pyplot state and no backend switch are involved.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
 from eval.report.results_file import Results, Setting
@@ -168,33 +170,47 @@ def _mean_latency(setting: Setting) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def quality_latency(results: Results, out_stem: Path) -> list[Path]:
-    """rsum against mean latency per query; returns [png, pdf], or [] without latency numbers."""
+def _latency_measured(setting: Setting) -> bool:
+    """True when every latency behind the setting's mean was measured in the run itself."""
+    return all(setting.latency_measured(d) for d in ("t2i", "i2t") if d in setting.ms_per_query)
+
+
+LEDGER_LEGEND = "hollow: latency from the cost ledger (not measured in this run)"
+
+
+def quality_latency_figure(results: Results) -> Figure | None:
+    """The quality/latency figure (see the module docstring), None without latency numbers."""
     colors = _rule_colors(results)
     fig = Figure(figsize=(7.5, 5), layout="constrained")
     ax = fig.subplots()
-    latencies = []
+    latencies, hollow = [], False
     for setting in _stage1_settings(results):
         x, y = _mean_latency(setting), results.metric(setting, "rsum")
         if math.isnan(x) or math.isnan(y):
             continue
         latencies.append(x)
-        ax.plot([x], [y], marker="*", markersize=14, linestyle="none", color=STAGE1_COLOR, label=setting.label)
+        measured = _latency_measured(setting)
+        hollow |= not measured
+        ax.plot([x], [y], marker="*", markersize=14, linestyle="none", color=STAGE1_COLOR, label=setting.label,
+                markerfacecolor=STAGE1_COLOR if measured else "none")
         ax.annotate("stage 1", (x, y), textcoords="offset points", xytext=(9, -4), fontsize=8)
     for index, (rule, settings) in enumerate(_rule_lines(results).items()):
-        points = [(_mean_latency(s), results.metric(s, "rsum"), s.depth) for s in settings]
+        points = [(_mean_latency(s), results.metric(s, "rsum"), s.depth, _latency_measured(s)) for s in settings]
         points = [p for p in points if not (math.isnan(p[0]) or math.isnan(p[1]))]
         if not points:
             continue
-        xs, ys, ks = zip(*points)
+        xs, ys, _, flags = zip(*points)
         latencies.extend(xs)
-        ax.plot(xs, ys, marker="o", color=colors[rule], label=f"rerank: {rule}")
-        for x, y, k in points:
+        ax.plot(xs, ys, color=colors[rule], label=f"rerank: {rule}")
+        for x, y, k, measured in points:
+            hollow |= not measured
+            ax.plot([x], [y], marker="o", linestyle="none", color=colors[rule],
+                    markerfacecolor=colors[rule] if measured else "none")
             ax.annotate(f"k={k}", (x, y), textcoords="offset points", xytext=LABEL_OFFSETS[index % len(LABEL_OFFSETS)],
                         fontsize=8, color=colors[rule])
     if not latencies:
         logger.warning("%s: no latency numbers; skipping the quality/latency plot", results.path)
-        return []
+        return None
     low, high = min(latencies), max(latencies)
     if low > 0 and high / low > 20:
         _plain_log_axis(ax, _nice_log_ticks(low, high))
@@ -202,8 +218,18 @@ def quality_latency(results: Results, out_stem: Path) -> list[Path]:
     ax.margins(y=0.08)
     _style(ax, f"{results.experiment}: quality against latency", "latency per query (ms, mean of t2i and i2t)",
            "rsum (sum of six R@K, %)")
-    ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, out_stem)
+    handles, labels = ax.get_legend_handles_labels()
+    if hollow:
+        handles.append(Line2D([], [], marker="o", linestyle="none", color="gray", markerfacecolor="none"))
+        labels.append(LEDGER_LEGEND)
+    ax.legend(handles, labels, loc="lower right", fontsize=8)
+    return fig
+
+
+def quality_latency(results: Results, out_stem: Path) -> list[Path]:
+    """rsum against mean latency per query; returns [png, pdf], or [] without latency numbers."""
+    fig = quality_latency_figure(results)
+    return [] if fig is None else _save(fig, out_stem)
 
 
 PLOTS: tuple[tuple[str, Callable[[Results, Path], list[Path]]], ...] = (

@@ -6,12 +6,16 @@ Schema (metrics in percent except MedR/MeanR; latencies in milliseconds per quer
       "experiment": "demo",
       "metrics": {"stage1/t2i/R@1": 41.2, "stage2/itm+itc/k=20/rsum": 480.1, ...},
       "settings": [{"key": "stage1", "label": "stage 1 (dual encoder)", "rule": null, "depth": 0,
-                    "ms_per_query": {"t2i": 1.3, "i2t": 2.0}}, ...],
+                    "ms_per_query": {"t2i": 1.3, "i2t": 2.0},
+                    "latency_source": {"t2i": "this run", "i2t": "ledger"}}, ...],
       "curves": {"stage1": {"t2i": [R@1, ..., R@N], "i2t": [...]}, ...},
       "timings": {...}, "counts": {...}, "provenance": {...}
     }
 
-A setting's metric ``t2i/R@1`` is stored as ``metrics[setting.key + "/t2i/R@1"]``.
+A setting's metric ``t2i/R@1`` is stored as ``metrics[setting.key + "/t2i/R@1"]``. ``latency_source`` says
+per direction where the latency comes from: ``"this run"`` (measured by the run that wrote the file) or
+``"ledger"`` (per-item costs an earlier run measured in the same context; tables and plots mark these).
+A direction missing from it counts as measured in the run (files written before the field existed).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class Setting:
         rule: fusion rule name, None for stage 1.
         depth: rerank depth k (0 for stage 1).
         ms_per_query: direction (``"t2i"``/``"i2t"``) -> milliseconds per query; missing = unknown.
+        latency_source: direction -> ``"this run"`` or ``"ledger"`` (see the module docstring).
     """
 
     key: str
@@ -44,6 +49,11 @@ class Setting:
     rule: str | None
     depth: int
     ms_per_query: dict[str, float] = field(default_factory=dict)
+    latency_source: dict[str, str] = field(default_factory=dict)
+
+    def latency_measured(self, direction: str) -> bool:
+        """False when the direction's latency was not measured in the run itself (read from the cost ledger)."""
+        return self.latency_source.get(direction, "this run") == "this run"
 
 
 @dataclass
@@ -93,12 +103,16 @@ def _parse_setting(raw: Any, where: str) -> Setting:
     if not isinstance(latency, dict):
         raise ResultsFileError(f"{where}: field 'ms_per_query' should be an object")
     ms_per_query = {str(d): float(v) for d, v in latency.items() if isinstance(v, (int, float))}
+    sources = raw.get("latency_source") or {}
+    if not isinstance(sources, dict):
+        raise ResultsFileError(f"{where}: field 'latency_source' should be an object")
     return Setting(
         key=_require(raw, "key", str, where),
         label=str(raw.get("label") or raw["key"]),
         rule=rule,
         depth=depth,
         ms_per_query=ms_per_query,
+        latency_source={str(d): str(v) for d, v in sources.items()},
     )
 
 

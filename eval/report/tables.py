@@ -4,6 +4,9 @@ Columns: t2i R@1/5/10, i2t R@1/5/10, rsum, MRR and mAP per direction, ms per que
 The best value of each column is bold in Markdown and LaTeX (highest for quality, lowest for
 latency; every row that ties with the best at display precision is bold). CSV holds the raw values.
 Several experiments merge into one table with an ``experiment`` column; "best" is then over all rows.
+A latency not measured by the run itself (``latency_source`` ``ledger``: per-item costs an earlier run
+measured in the same context) carries a dagger (``†`` / ``$^\dagger$``) explained under the table; the CSV
+has a ``<direction> ms/query source`` column per latency column.
 """
 
 from __future__ import annotations
@@ -61,6 +64,16 @@ COLUMNS: tuple[Column, ...] = (
     Column("i2t ms/query", "Latency (ms/query)", "i2t", "i2t", latency=True),
 )
 ROW_FIELDS = ("experiment", "setting", "key", "rule", "depth")
+LEDGER_NOTE = ("latency not measured in this run: per-item costs from the cost ledger (measured by an earlier "
+               "run with the same model, settings, data and hardware)")
+
+
+def source_column(column: Column) -> str:
+    """Name of the CSV column holding where a latency column's values come from."""
+    return f"{column.name} source"
+
+
+LATENCY_COLUMNS = tuple(c for c in COLUMNS if c.latency)
 
 
 def results_frame(results_list: Sequence[Results]) -> pd.DataFrame:
@@ -81,8 +94,21 @@ def results_frame(results_list: Sequence[Results]) -> pd.DataFrame:
                     if column.latency
                     else results.metric(setting, column.metric)
                 )
+            for column in LATENCY_COLUMNS:
+                known = column.metric in setting.ms_per_query
+                row[source_column(column)] = setting.latency_source.get(column.metric, "this run") if known else ""
             rows.append(row)
-    return pd.DataFrame(rows, columns=[*ROW_FIELDS, *(c.name for c in COLUMNS)])
+    return pd.DataFrame(rows, columns=[*ROW_FIELDS, *(c.name for c in COLUMNS),
+                                       *(source_column(c) for c in LATENCY_COLUMNS)])
+
+
+def _from_ledger(frame: pd.DataFrame, i, column: Column) -> bool:
+    return column.latency and frame.at[i, source_column(column)] == "ledger"
+
+
+def any_from_ledger(frame: pd.DataFrame) -> bool:
+    """True when some latency of the frame was not measured in its own run."""
+    return any((frame[source_column(c)] == "ledger").any() for c in LATENCY_COLUMNS)
 
 
 def best_mask(frame: pd.DataFrame) -> pd.DataFrame:
@@ -97,12 +123,14 @@ def best_mask(frame: pd.DataFrame) -> pd.DataFrame:
     return mask
 
 
-def _cells(frame: pd.DataFrame, bold: str) -> list[list[str]]:
-    """Displayed numeric cells, with ``bold`` (a format string with {}) around the best ones."""
+def _cells(frame: pd.DataFrame, bold: str, dagger: str) -> list[list[str]]:
+    """Displayed numeric cells, with ``bold`` (a format string with {}) around the best ones and ``dagger``
+    after latencies read from the cost ledger."""
     mask = best_mask(frame)
     return [
         [
-            bold.format(column.display(value)) if mask.at[i, column.name] else column.display(value)
+            (bold.format(column.display(value)) if mask.at[i, column.name] else column.display(value))
+            + (dagger if _from_ledger(frame, i, column) else "")
             for column, value in zip(COLUMNS, frame.loc[i, [c.name for c in COLUMNS]])
         ]
         for i in frame.index
@@ -137,9 +165,11 @@ def markdown_table(results_list: Sequence[Results]) -> str:
         "| " + " | ".join(headers) + " |",
         "|" + "|".join([":---"] * len(label_headers) + ["---:"] * len(COLUMNS)) + "|",
     ]
-    for i, cells in zip(frame.index, _cells(frame, "**{}**")):
+    for i, cells in zip(frame.index, _cells(frame, "**{}**", "†")):
         labels = [frame.at[i, "experiment"], frame.at[i, "setting"]] if merged else [frame.at[i, "setting"]]
         lines.append("| " + " | ".join([_md_escape(x) for x in labels] + cells) + " |")
+    if any_from_ledger(frame):
+        lines += ["", f"† {LEDGER_NOTE}."]
     for results in results_list:
         for title, items in _footer_items(results):
             prefix = f"{results.experiment} " if merged else ""
@@ -195,6 +225,8 @@ def latex_table(results_list: Sequence[Results]) -> str:
         "R@10 of both directions; latency in ms per query. Best value per column in bold."
     )
     counts = "; ".join(f"{latex_escape(k)}: {latex_escape(v)}" for r in results_list for k, v in flatten(r.counts))
+    if any_from_ledger(frame):
+        caption += f" $^\\dagger$ {latex_escape(LEDGER_NOTE[0].upper() + LEDGER_NOTE[1:])}."
     if counts:
         caption += f" Counts: {counts}."
     lines = [
@@ -209,7 +241,7 @@ def latex_table(results_list: Sequence[Results]) -> str:
         " & ".join(label_headers + [latex_escape(c.short) for c in COLUMNS]) + r" \\",
         r"\midrule",
     ]
-    for i, cells in zip(frame.index, _cells(frame, r"\textbf{{{}}}")):
+    for i, cells in zip(frame.index, _cells(frame, r"\textbf{{{}}}", r"$^\dagger$")):
         labels = [frame.at[i, "experiment"], frame.at[i, "setting"]] if merged else [frame.at[i, "setting"]]
         lines.append(" & ".join([latex_escape(x) for x in labels] + cells) + r" \\")
     lines += [

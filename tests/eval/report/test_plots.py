@@ -50,3 +50,22 @@ def test_missing_curves_and_latency_skip_only_their_plots(tmp_path):
         setting.pop("ms_per_query")
     paths = write_plots(load_results(write_results(tmp_path, data)), tmp_path)
     assert {p.name for p in paths} == {"depth_sweep.png", "depth_sweep.pdf"}
+
+
+def test_quality_latency_draws_ledger_latencies_hollow(tmp_path):
+    """Latencies not measured in the run (cost ledger) get hollow markers and a legend note (issue 18 case 3)."""
+    from eval.report.plots import LEDGER_LEGEND, quality_latency_figure
+
+    data = make_results()
+    for setting in data["settings"]:
+        setting["latency_source"] = {d: "ledger" if setting["rule"] == "itm" else "this run" for d in ("t2i", "i2t")}
+    figure = quality_latency_figure(load_results(write_results(tmp_path, data)))
+    ax = figure.axes[0]
+    markers = [line for line in ax.lines if line.get_marker() not in ("None", None, "")]
+    hollow = [line for line in markers if line.get_markerfacecolor() == "none"]
+    assert len(hollow) == 6  # the six itm depths
+    assert len(markers) - len(hollow) == 1 + 6  # stage 1 and the itm+itc depths are filled
+    assert LEDGER_LEGEND in [text.get_text() for text in ax.get_legend().get_texts()]
+
+    measured = quality_latency_figure(load_results(write_results(tmp_path / "m", make_results())))
+    assert LEDGER_LEGEND not in [t.get_text() for t in measured.axes[0].get_legend().get_texts()]

@@ -115,3 +115,40 @@ def test_bad_results_file_names_the_field(tmp_path):
     (tmp_path / "results.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(ResultsFileError, match="results.json"):
         load_results(tmp_path / "results.json")
+
+
+def _with_ledger_latency(data):
+    """Mark the itm+itc settings' latencies as read from the cost ledger (issue 18 case 3)."""
+    marked = []
+    for setting in data["settings"]:
+        if setting["rule"] == "itm+itc":
+            setting["latency_source"] = {"t2i": "ledger", "i2t": "ledger"}
+            marked.append(setting["label"])
+        else:
+            setting["latency_source"] = {"t2i": "this run", "i2t": "this run"}
+    return marked
+
+
+def test_latency_from_the_ledger_is_marked_in_every_table(tmp_path):
+    data = make_results()
+    marked = _with_ledger_latency(data)
+    results = load_results(write_results(tmp_path / "x", data))
+    md = markdown_table([results])
+    for row in markdown_body(md):
+        latency = row[-2:]
+        assert all(cell.endswith("†") for cell in latency) == (row[0] in marked), row
+    assert "† latency not measured in this run" in md
+    tex = latex_table([results])
+    rows = [line for line in tex.splitlines() if line.startswith("rerank itm+itc")]
+    assert rows and all(line.count(r"$^\dagger$") == 2 for line in rows)
+    assert r"$^\dagger$ Latency not measured in this run" in tex
+    paths = write_tables([results], tmp_path / "out")
+    frame = pd.read_csv(paths[2], keep_default_na=False)
+    ledger = frame[frame["t2i ms/query source"] == "ledger"]
+    assert sorted(ledger["setting"]) == sorted(marked)
+    assert set(frame.loc[~frame["setting"].isin(marked), "i2t ms/query source"]) == {"this run"}
+
+
+def test_measured_latency_is_not_marked(results_path):
+    md = markdown_table([load_results(results_path)])
+    assert "†" not in md and "ledger" not in md
