@@ -1,7 +1,8 @@
 """TREC run and qrels files: write rankings and ground truth so trec_eval / ranx can check every number.
 
 Formats (UTF-8, gzip-compressed when the file name ends in ``.gz``; one record per line, fields
-separated by one space):
+separated by one space). Files are written to a temporary name and renamed (a crash leaves no half file);
+gzip headers carry mtime 0 and no file name, so identical content gives byte-identical files:
 
 - run:   ``qid Q0 docid rank score tag``: one line per candidate, rank 1-based, best first.
 - qrels: ``qid 0 docid 1``: one line per relevant (query, item) pair.
@@ -19,6 +20,8 @@ with ``trec_eval -c`` (or ranx's ``make_comparable=True``) so it counts as a mis
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,16 +66,32 @@ def check_ids(ids: Sequence[str], what: str) -> list[str]:
 
 
 def _write_text(path: Path, text: str) -> Path:
-    """Write UTF-8 text; gzip-compressed when the name ends in ``.gz``. Creates parent directories."""
+    """Write UTF-8 text atomically (temporary name, then rename); gzip-compressed when the name ends in ``.gz``,
+    with a reproducible header (mtime 0, no file name). Creates parent directories."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".gz":
-        # level 1: run files are large and written once per ablation cell; level 9 took 4x longer
-        with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as handle:
-            handle.write(text)
-    else:
-        path.write_text(text, encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as raw:
+            if path.suffix == ".gz":
+                # level 1: run files are large and written once per ablation cell; level 9 took 4x longer
+                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=1, mtime=0) as handle:
+                    handle.write(text.encode("utf-8"))
+            else:
+                raw.write(text.encode("utf-8"))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes as they are on disk."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _read_lines(path: Path) -> list[str]:

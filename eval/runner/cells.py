@@ -10,6 +10,8 @@ variants).
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -17,7 +19,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from eval.metrics import image_to_text_metrics, recall_curves, rsum, text_to_image_metrics
-from eval.trec import write_qrels, write_run
+from eval.trec import file_sha256, write_qrels, write_run
 from stage2_rerank.fusion import CandidateScores, rerank_at_depth
 from stage2_rerank.config import FusionConfig
 
@@ -91,24 +93,58 @@ def run_digest(ranked: np.ndarray, query_ids: Sequence[str], gallery_ids: Sequen
     return digest.hexdigest()
 
 
-def write_cell_runs(out_dir: Path, key: str, ranked: dict[str, np.ndarray], data: dict[str, DirectionData]) -> int:
+def _stamp_text(content_digest: str, path: Path) -> str:
+    return f"{content_digest} {file_sha256(path)}\n"
+
+
+def _verified(path: Path, content_digest: str) -> bool:
+    """True when ``path`` and its ``.sha256`` stamp exist, the stamp names ``content_digest`` and the file's
+    bytes still hash to the value the stamp recorded (a truncated or replaced file fails)."""
+    stamp = path.with_name(path.name + ".sha256")
+    try:
+        recorded = stamp.read_text(encoding="utf-8").split()
+        return len(recorded) == 2 and recorded[0] == content_digest and recorded[1] == file_sha256(path)
+    except OSError:
+        return False
+
+
+def _reuse(previous: Path, path: Path) -> None:
+    """Hard-link (else copy) a verified run file and its stamp from a previous output directory."""
+    for src, dst in ((previous, path), (previous.with_name(previous.name + ".sha256"),
+                                        path.with_name(path.name + ".sha256"))):
+        dst.unlink(missing_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+
+def write_cell_runs(out_dir: Path, key: str, ranked: dict[str, np.ndarray], data: dict[str, DirectionData],
+                    reuse_dir: Optional[Path] = None) -> int:
     """TREC run files of both directions (scores = ``N + 1 - rank``, so tools re-sort to our order).
 
-    A file whose content digest (``run_digest``, kept next to it as ``<file>.sha256``) matches is not rewritten,
-    so a rerun that reproduces a cell costs no run-file writing. Returns the number of files written.
+    Each file has a stamp ``<file>.sha256`` = ``<content digest> <sha256 of the file bytes>``: the content digest
+    (``run_digest``) names the rankings the file should hold, the file hash vouches for the bytes on disk. A file
+    whose stamp matches both (in ``out_dir``, or in ``reuse_dir``: the previous outputs, linked over) is not
+    rewritten, so a rerun that reproduces a cell costs no run-file writing; a truncated, replaced or edited
+    file is rewritten. Returns the number of files written.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     written = 0
     for direction in DIRECTIONS:
         d = data[direction]
-        path = out_dir / run_file_name(key, direction)
-        stamp = path.with_name(path.name + ".sha256")
+        name = run_file_name(key, direction)
+        path = out_dir / name
+        stamp = path.with_name(name + ".sha256")
         digest = run_digest(ranked[direction], d.query_ids, d.gallery_ids, key)
-        if path.exists() and stamp.exists() and stamp.read_text(encoding="utf-8").strip() == digest:
+        if _verified(path, digest):
+            continue
+        if reuse_dir is not None and _verified(Path(reuse_dir) / name, digest):
+            _reuse(Path(reuse_dir) / name, path)
             continue
         stamp.unlink(missing_ok=True)  # never a stale stamp beside a new file
         write_run(path, ranked[direction], d.query_ids, d.gallery_ids, scores=None, tag=key)
-        stamp.write_text(digest + "\n", encoding="utf-8")
+        stamp.write_text(_stamp_text(digest, path), encoding="utf-8")
         written += 1
     return written
 
@@ -126,10 +162,13 @@ def write_qrels_files(out_dir: Path, data: dict[str, DirectionData]) -> list[Pat
 
 
 def setting_entry(key: str, label: str, rule: Optional[str], depth: int, ms_per_query: dict[str, float | None],
-                  variant: str) -> dict:
-    """One ``settings`` row of results.json."""
+                  variant: str, latency_source: Optional[dict[str, str]] = None) -> dict:
+    """One ``settings`` row of results.json; ``latency_source[direction]`` says where each latency comes from
+    (``"this run"`` or ``"ledger"``: costs measured by an earlier run in the same context, see ``latency``)."""
+    ms = {k: v for k, v in ms_per_query.items() if v is not None}
+    sources = latency_source or {}
     return {"key": key, "label": label, "rule": rule, "depth": depth, "variant": variant or None,
-            "ms_per_query": {k: v for k, v in ms_per_query.items() if v is not None}}
+            "ms_per_query": ms, "latency_source": {d: sources.get(d, "this run") for d in ms}}
 
 
 def main_depths(depths: Sequence[int]) -> list[int]:

@@ -140,3 +140,21 @@ def test_other_bad_inputs(tmp_path):
     (tmp_path / "broken").write_text("q Q0 a 1\n", encoding="utf-8")
     with pytest.raises(ValueError, match="broken:1"):
         read_run(tmp_path / "broken")
+
+
+def test_gzip_run_files_are_byte_identical_across_writes(tmp_path, monkeypatch):
+    """Same rankings -> same bytes: gzip header without mtime and file name (issue 18 case 4)."""
+    import gzip
+    import time
+
+    ranked, _, _, query_ids, gallery_ids = make_case(5)
+    first = write_run(tmp_path / "a" / "run.trec.gz", ranked, query_ids, gallery_ids)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3600.0)  # a later clock must not change the bytes
+    second = write_run(tmp_path / "b" / "other-name.trec.gz", ranked, query_ids, gallery_ids)
+    data = first.read_bytes()
+    assert data == second.read_bytes()
+    assert data[:2] == b"\x1f\x8b" and data[4:8] == b"\x00\x00\x00\x00"  # MTIME field 0
+    assert not data[3] & 0x08  # no FNAME field
+    assert gzip.decompress(data).decode("utf-8").count("\n") == int((ranked >= 0).sum())
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["run.trec.gz"]  # no temporary file left behind

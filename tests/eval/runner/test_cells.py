@@ -28,3 +28,33 @@ def test_unchanged_cells_are_not_rewritten(tmp_path):
     # a file removed by hand is written again
     (tmp_path / run_file_name("stage2/itm/k=2", "i2t")).unlink()
     assert write_cell_runs(tmp_path, "stage2/itm/k=2", changed, data) == 1
+
+
+def test_stamp_vouches_for_the_bytes_on_disk(tmp_path):
+    """A truncated file or a valid gz holding half the lines is rewritten despite its stamp (issue 18 case 4)."""
+    import gzip
+
+    data = _data()
+    ranked = {d: data[d].ids for d in data}
+    key = "stage2/itm/k=2"
+    assert write_cell_runs(tmp_path, key, ranked, data) == 2
+    t2i, i2t = tmp_path / run_file_name(key, "t2i"), tmp_path / run_file_name(key, "i2t")
+    good = {t2i: t2i.read_bytes(), i2t: i2t.read_bytes()}
+    t2i.write_bytes(good[t2i][: len(good[t2i]) // 2])  # truncated gz
+    lines = gzip.decompress(good[i2t]).decode().splitlines(keepends=True)
+    i2t.write_bytes(gzip.compress("".join(lines[: len(lines) // 2]).encode()))  # valid gz, half the queries
+    assert write_cell_runs(tmp_path, key, ranked, data) == 2
+    assert t2i.read_bytes() == good[t2i] and i2t.read_bytes() == good[i2t]
+
+
+def test_verified_files_are_reused_from_a_previous_directory(tmp_path):
+    data = _data()
+    ranked = {d: data[d].ids for d in data}
+    key = "stage1"
+    assert write_cell_runs(tmp_path / "old", key, ranked, data) == 2
+    assert write_cell_runs(tmp_path / "new", key, ranked, data, reuse_dir=tmp_path / "old") == 0
+    for direction in ("t2i", "i2t"):
+        name = run_file_name(key, direction)
+        assert (tmp_path / "new" / name).read_bytes() == (tmp_path / "old" / name).read_bytes()
+    (tmp_path / "old" / run_file_name(key, "t2i")).write_bytes(b"\x1f\x8b broken")
+    assert write_cell_runs(tmp_path / "newer", key, ranked, data, reuse_dir=tmp_path / "old") == 1
