@@ -13,11 +13,39 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Sequence
 
 from eval.data.dataset_config import DatasetConfig
-from eval.typed_config import apply_overrides, from_dict, load_config, to_dict
+from eval.typed_config import FieldError, apply_overrides, check_field, from_dict, load_config, to_dict
 from stage1_dual.config import Stage1Config
+from stage1_dual.config import check_loadable as check_stage1_loadable
 from stage2_rerank.config import FusionConfig, RerankerConfig
+from stage2_rerank.config import check_loadable as check_stage2_loadable
 
 RuleName = Literal["itm", "itm+itc", "alpha", "rrf", "residual"]
+SEED_LIMIT = 2**32  # numpy.random.seed takes [0, 2**32)
+MAX_NAME_BYTES = 255  # longest file name on common file systems
+
+
+def plain_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a single plain folder name (so ``parent / name`` stays inside parent), or None.
+
+    Refused: empty, leading/trailing spaces, ``.``/``..`` or any leading dot, ``/``, ``\\``, NUL or other
+    control characters, more than 255 bytes.
+    """
+    if not name:
+        return "is empty"
+    if name.strip() != name:
+        return "has leading or trailing spaces"
+    if name in (".", ".."):
+        return "names the current or parent folder, which would put the results outside output_dir"
+    if name.startswith("."):
+        return "starts with '.' (a hidden folder)"
+    for char, label in (("/", "'/'"), ("\\", "'\\'"), ("\0", "a NUL byte")):
+        if char in name:
+            return f"contains {label}; it must be a single folder name, not a path"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "contains a control character"
+    if len(name.encode("utf-8", errors="surrogateescape")) > MAX_NAME_BYTES:
+        return f"is longer than {MAX_NAME_BYTES} bytes"
+    return None
 
 
 @dataclass
@@ -33,12 +61,13 @@ class AblationConfig:
             + (1 - alpha) * min-max-scaled stage-1 score), rrf (reciprocal-rank fusion), residual
             (stage1_scale * stage-1 score + ITM logit gap; for rerankers trained with the residual listwise loss).
         alpha: weight of the ITM probability in the alpha rule, in [0, 1].
-        rrf_k: constant k of reciprocal-rank fusion, 1 / (rrf_k + rank).
+        rrf_k: constant k of reciprocal-rank fusion, 1 / (rrf_k + rank) with ranks from 1; >= 0.
         stage1_scale: weight of the stage-1 score in the residual rule (the inverse temperature the reranker
-            was trained with).
+            was trained with); >= 0.
         stage1_variants: alternative stage-1 settings: name -> overrides of the stage1 section as
             dotted keys (for example {"hnsw": {"index.type": "hnsw"}}); each variant gets its own
-            stage-1 run, stage-2 scores are shared through the score cache.
+            stage-1 run, stage-2 scores are shared through the score cache. Names are plain folder-safe
+            words (no spaces, '/', leading dot); every depth must be within each variant's stage1.depth.
     """
 
     depths: list[int] = field(default_factory=lambda: [0, 1, 5, 10, 20, 50, 100])
@@ -50,13 +79,20 @@ class AblationConfig:
 
     def __post_init__(self) -> None:
         if not self.depths or any(k < 0 for k in self.depths):
-            raise ValueError(f"depths must be a non-empty list of integers >= 0, got {self.depths}")
+            raise FieldError("depths", f"depths must be a non-empty list of integers >= 0, got {self.depths}")
         self.depths = sorted(set(self.depths))
         if not self.rules:
-            raise ValueError("rules must name at least one fusion rule")
-        for name in self.stage1_variants:
-            if not name or "/" in name or " " in name:
-                raise ValueError(f"stage1_variants name {name!r} must be non-empty without '/' or spaces")
+            raise FieldError("rules", "rules must name at least one fusion rule")
+        self.rules = list(dict.fromkeys(self.rules))
+        for rule in self.rules:
+            self.fusion(rule)  # checks alpha, rrf_k and stage1_scale (its errors name those fields)
+        for name, overrides in self.stage1_variants.items():
+            problem = plain_name_problem(name) or ("contains a space" if " " in name else None)
+            if problem:
+                raise FieldError("stage1_variants", f"stage1_variants name {name!r} {problem}")
+            if not overrides:
+                raise FieldError(f"stage1_variants.{name}", "needs at least one stage1 override "
+                                 "(a dotted key such as index.type: hnsw)")
 
     def fusion(self, rule: str) -> FusionConfig:
         """The stage-2 fusion config of one rule of this grid."""
@@ -69,19 +105,25 @@ class ExperimentConfig:
     """One experiment: data, stage 1, optional stage 2, the ablation grid and where outputs go.
 
     Attributes:
-        experiment: experiment name; outputs go to ``<output_dir>/<experiment>/``.
+        experiment: experiment name; outputs go to ``<output_dir>/<experiment>/``, so it must be one plain
+            folder name (no ``/``, ``\\``, NUL, leading dot, ``.`` or ``..``; refused when the config loads).
         dataset: the benchmark to evaluate on (see ``eval.data.dataset_config.DatasetConfig``).
         stage1: dual encoder, index and retrieval depth N (see ``stage1_dual.config.Stage1Config``).
         stage2: the reranker (see ``stage2_rerank.config.RerankerConfig``); null = stage 1 only.
-        ablation: rerank depths, fusion rules and stage-1 variants to compare.
-        seed: global seed (torch, numpy) recorded in the results.
+        ablation: rerank depths, fusion rules and stage-1 variants to compare (every value is checked when the
+            config loads, before stage 1 runs).
+        seed: global seed (torch, numpy) recorded in the results; in [0, 2**32).
         output_dir: parent folder of the experiment's results folder.
         cache_dir: root of every cache of the run (embeddings, vision features, pair scores, data)
             where a section does not set its own cache_dir; reruns reuse it and compute nothing new.
         write_trec: write TREC run files (gzipped) for stage 1 and every cell, plus the qrels.
-        threads: torch CPU threads for the run (``torch.set_num_threads``); None = torch's default (all cores).
-            Tiny models gain nothing from several threads and lose much when the cores are shared: the demo
-            reranked 100k pairs in 131 s with 2 threads and 22 s with 1 on a busy 2-core machine.
+        threads: torch CPU threads for the run (``torch.set_num_threads``, restored afterwards). None = the
+            environment's ``OMP_NUM_THREADS`` (else ``MKL_NUM_THREADS``) when set, else torch's current setting
+            (torch's default: one thread per physical core); results.json records the count and its source
+            (``provenance.threads``). The default defers to the standard variables because schedulers and
+            shared machines set them to a fair share, and it never raises a setting the caller already chose.
+            Tiny models gain nothing from several threads and lose much when the cores are shared (a tiny
+            reranker: 162.5 s at 2 threads, 5.1 s at 1 on a busy 2-core machine): set 1 or OMP_NUM_THREADS=1 there.
     """
 
     experiment: str
@@ -97,29 +139,41 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be at least 1 (or null for torch's default), got {self.threads}")
-        if not self.experiment or "/" in self.experiment or self.experiment.strip() != self.experiment:
-            raise ValueError(f"experiment must be a non-empty folder name, got {self.experiment!r}")
-        too_deep = [k for k in self.ablation.depths if k > self.stage1.depth]
-        if too_deep:
-            raise ValueError(f"ablation.depths {too_deep} exceed stage1.depth={self.stage1.depth}")
+            raise FieldError("threads", f"threads must be at least 1 (or null for torch's default), got {self.threads}")
+        problem = plain_name_problem(self.experiment)
+        if problem:
+            raise FieldError("experiment", f"experiment must be a single folder name under output_dir: "
+                                           f"{self.experiment!r} {problem}")
+        if not 0 <= self.seed < SEED_LIMIT:
+            raise FieldError("seed", f"seed must be in [0, 2**32), got {self.seed}")
+        _check_depths(self.ablation.depths, self.stage1.depth, "stage1.depth")
         if self.stage2 is None and any(k > 0 for k in self.ablation.depths):
-            raise ValueError("ablation.depths > 0 need a stage2 section (or set depths: [0])")
+            raise FieldError("ablation.depths", "ablation.depths > 0 need a stage2 section (or set depths: [0])")
 
     @property
     def results_dir(self) -> Path:
         """``<output_dir>/<experiment>``."""
         return Path(self.output_dir) / self.experiment
 
-    def stage1_settings(self) -> dict[str, Stage1Config]:
-        """``{"": main stage-1 config, variant name: variant config}`` (variants validated here)."""
+    def stage1_settings(self, source: str = "") -> dict[str, Stage1Config]:
+        """``{"": main stage-1 config, variant name: variant config}`` (variants validated here).
+
+        ``source`` (the config file) prefixes error messages.
+        """
         settings = {"": self.stage1}
         base = to_dict(self.stage1)
         for name, overrides in self.ablation.stage1_variants.items():
             pairs = [f"{key}={_yaml_scalar(value)}" for key, value in overrides.items()]
-            source = f"ablation.stage1_variants.{name}"
-            settings[name] = from_dict(Stage1Config, apply_overrides(base, pairs), source)
+            where = f"{source}: ablation.stage1_variants.{name}" if source else f"ablation.stage1_variants.{name}"
+            settings[name] = from_dict(Stage1Config, apply_overrides(base, pairs), where)
+            _check_depths(self.ablation.depths, settings[name].depth, f"ablation.stage1_variants.{name}.depth")
         return settings
+
+
+def _check_depths(depths: Sequence[int], stage1_depth: int, what: str) -> None:
+    too_deep = [k for k in depths if k > stage1_depth]
+    if too_deep:
+        raise FieldError("ablation.depths", f"ablation.depths {too_deep} exceed {what}={stage1_depth}")
 
 
 def _yaml_scalar(value: Any) -> str:
@@ -129,9 +183,20 @@ def _yaml_scalar(value: Any) -> str:
 
 
 def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
-    """Read and validate one experiment YAML; ConfigError names the key and the file on problems."""
+    """Read and validate one experiment YAML; ConfigError names the key and the file on problems.
+
+    Everything is checked here, before any work: every field's value, the stage-1 variants, the backend
+    names and the devices (a CUDA device this machine lacks is refused now, not at model load).
+    """
     cfg = load_config(ExperimentConfig, path, overrides)
-    cfg.stage1_settings()  # validates the variants now, not after stage 1 has run
+    source = str(path) + (f" (with overrides {' '.join(overrides)})" if overrides else "")
+    settings: dict[str, Stage1Config] = {}
+    check_field(source, "", lambda: settings.update(cfg.stage1_settings(source)))  # variants now, not later
+    for name, stage1 in settings.items():
+        check_field(source, f"ablation.stage1_variants.{name}" if name else "stage1",
+                    lambda stage1=stage1: check_stage1_loadable(stage1))
+    if cfg.stage2 is not None:
+        check_field(source, "stage2", lambda: check_stage2_loadable(cfg.stage2))
     return cfg
 
 

@@ -2,11 +2,15 @@
 
 Plain dataclasses, validated in ``__post_init__``; they nest under the experiment config's
 ``stage1:`` key and are built by ``eval.typed_config.from_dict`` (so only str, int, float, bool,
-Path, Literal, Optional, list, dict and nested dataclasses are used).
+Path, Literal, Optional, list, dict and nested dataclasses are used). A failed check raises
+:class:`ConfigFieldError` naming the field relative to its dataclass (``key``), which
+``eval.typed_config`` reports under the full dotted key. :func:`check_loadable` adds the checks that
+need the backend table or this machine (is the device there?); config loaders run it before any work.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +22,28 @@ IndexType = Literal["flat", "ivfpq", "hnsw", "torch"]
 OnBadInput = Literal["error", "skip"]
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+SEED_LIMIT = 2**32  # numpy and faiss take seeds in [0, 2**32)
+
+ENCODER_BACKEND_NAMES: tuple[str, ...] = ("open_clip", "hf_clip", "rrbench_dual")
+"""The keys of ``stage1_dual.encoders.ENCODER_BACKENDS`` (kept here so a config is checked without importing
+the backends; a test keeps the two equal)."""
 
 
-def _require(condition: bool, message: str) -> None:
+class ConfigFieldError(ValueError):
+    """A config check of field ``key`` (dotted, relative to its dataclass) failed; the message starts with the key.
+
+    The same contract as ``eval.typed_config.FieldError`` (stages do not import ``eval``), so a config
+    loader reports it under the full dotted key (``stage2.pair_batch_size must be >= 1, got 0``).
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _require(condition: bool, key: str, message: str) -> None:
     if not condition:
-        raise ValueError(message)
+        raise ConfigFieldError(key, message)
 
 
 @dataclass
@@ -41,13 +62,15 @@ class EncoderConfig:
         revision: hub revision (branch, tag or commit) for hub ids; None = the default branch.
         precision: ``auto`` = fp16 autocast on CUDA, fp32 on CPU; ``fp16``/``bf16`` autocast on CUDA
             only (CPU always runs fp32; the effective precision is part of the cache key).
-        device: ``auto`` (cuda if available, else cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        device: ``auto`` (cuda if available, else cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; a device this
+            machine does not have is refused when the config loads.
         batch_size: images or texts per forward pass.
         num_workers: DataLoader worker processes decoding and preprocessing images (0 = in process).
         preprocess: ``model`` = the model's own image preprocessing; ``seed_rule`` = aspect under 2:1
             stretched to square, over 2:1 the long side centre-cropped to 2:1 first, bicubic resize to
             the model's input size, then the model's normalisation.
-        seed: torch seed used to initialise random-weight models (pretrained None), for reproducibility.
+        seed: torch seed used to initialise random-weight models (pretrained None), for reproducibility;
+            in [0, 2**32).
         hub_cache_dir: Hugging Face / open_clip download cache; None = the libraries' defaults.
         hub_probe_timeout_s: seconds to wait when probing whether the model hub is reachable before a
             download (a missing model then fails fast instead of retrying for ~25 s).
@@ -67,17 +90,19 @@ class EncoderConfig:
     hub_probe_timeout_s: float = 2.0
 
     def __post_init__(self) -> None:
-        _require(bool(self.backend), "encoder.backend must be a non-empty backend name")
-        _require(bool(self.model), "encoder.model must be a non-empty model name or path")
-        _require(self.precision in ("auto", "fp32", "fp16", "bf16"),
-                 f"encoder.precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
-        _require(bool(_DEVICE_PATTERN.match(self.device)),
-                 f"encoder.device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
-        _require(self.batch_size >= 1, f"encoder.batch_size must be >= 1, got {self.batch_size}")
-        _require(self.num_workers >= 0, f"encoder.num_workers must be >= 0, got {self.num_workers}")
-        _require(self.preprocess in ("model", "seed_rule"),
-                 f"encoder.preprocess must be model or seed_rule, got {self.preprocess!r}")
-        _require(self.hub_probe_timeout_s > 0, "encoder.hub_probe_timeout_s must be > 0")
+        _require(bool(self.backend), "backend", "backend must be a non-empty backend name")
+        _require(bool(self.model and self.model.strip()), "model", "model must be a non-empty model name or path")
+        _require(self.precision in ("auto", "fp32", "fp16", "bf16"), "precision",
+                 f"precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
+        _require(bool(_DEVICE_PATTERN.match(self.device)), "device",
+                 f"device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
+        _require(self.batch_size >= 1, "batch_size", f"batch_size must be >= 1, got {self.batch_size}")
+        _require(self.num_workers >= 0, "num_workers", f"num_workers must be >= 0, got {self.num_workers}")
+        _require(self.preprocess in ("model", "seed_rule"), "preprocess",
+                 f"preprocess must be model or seed_rule, got {self.preprocess!r}")
+        _require(0 <= self.seed < SEED_LIMIT, "seed", f"seed must be in [0, 2**32), got {self.seed}")
+        _require(math.isfinite(self.hub_probe_timeout_s) and self.hub_probe_timeout_s > 0, "hub_probe_timeout_s",
+                 f"hub_probe_timeout_s must be a finite number > 0, got {self.hub_probe_timeout_s}")
 
 
 @dataclass
@@ -89,7 +114,8 @@ class IndexConfig:
             approximate, optionally re-ranked exactly), ``hnsw`` (faiss HNSW graph, approximate) or
             ``torch`` (exact chunked matmul + top-k on any torch device).
         use_gpu: ``auto`` = GPU when faiss has GPU support and a GPU is present (torch: when CUDA is
-            available), else CPU; true = require a GPU (error otherwise); false = CPU.
+            available), else CPU; true = require a GPU (refused when the config loads on a machine without
+            CUDA); false = CPU.
         gpu_shard: with several GPUs, shard the index over them (true) or replicate it (false).
         num_gpus: how many GPUs to use for faiss (0 = all visible).
         ivf_nlist: IVF cells; clamped to gallery_size // 39 for small galleries (recorded).
@@ -132,18 +158,18 @@ class IndexConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _require(self.type in ("flat", "ivfpq", "hnsw", "torch"),
-                 f"index.type must be flat, ivfpq, hnsw or torch, got {self.type!r}")
-        _require(self.use_gpu in ("auto", True, False),
-                 f"index.use_gpu must be auto, true or false, got {self.use_gpu!r}")
+        _require(self.type in ("flat", "ivfpq", "hnsw", "torch"), "type",
+                 f"type must be flat, ivfpq, hnsw or torch, got {self.type!r}")
+        _require(self.use_gpu in ("auto", True, False), "use_gpu",
+                 f"use_gpu must be auto, true or false, got {self.use_gpu!r}")
         for name in ("ivf_nlist", "ivf_nprobe", "ivf_kmeans_iters", "pq_m", "hnsw_m",
                      "hnsw_ef_construction", "hnsw_ef_search", "torch_query_chunk", "torch_gallery_chunk"):
-            _require(getattr(self, name) >= 1, f"index.{name} must be >= 1, got {getattr(self, name)}")
+            _require(getattr(self, name) >= 1, name, f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("num_gpus", "ivf_train_size", "refine_factor"):
-            _require(getattr(self, name) >= 0, f"index.{name} must be >= 0, got {getattr(self, name)}")
-        _require(self.pq_nbits in (4, 5, 6, 7, 8), f"index.pq_nbits must be 4..8, got {self.pq_nbits}")
-        _require(not self.pq_fast_scan or self.pq_nbits == 4,
-                 "index.pq_fast_scan needs pq_nbits: 4")
+            _require(getattr(self, name) >= 0, name, f"{name} must be >= 0, got {getattr(self, name)}")
+        _require(self.pq_nbits in (4, 5, 6, 7, 8), "pq_nbits", f"pq_nbits must be 4..8, got {self.pq_nbits}")
+        _require(not self.pq_fast_scan or self.pq_nbits == 4, "pq_fast_scan", "pq_fast_scan needs pq_nbits: 4")
+        _require(0 <= self.seed < SEED_LIMIT, "seed", f"seed must be in [0, 2**32), got {self.seed}")
 
 
 @dataclass
@@ -168,8 +194,51 @@ class Stage1Config:
     on_bad_input: OnBadInput = "error"
 
     def __post_init__(self) -> None:
-        _require(self.depth >= 1, f"stage1.depth must be >= 1, got {self.depth}")
-        _require(self.cache_shard_size >= 1,
-                 f"stage1.cache_shard_size must be >= 1, got {self.cache_shard_size}")
-        _require(self.on_bad_input in ("error", "skip"),
-                 f"stage1.on_bad_input must be error or skip, got {self.on_bad_input!r}")
+        _require(self.depth >= 1, "depth", f"depth must be >= 1, got {self.depth}")
+        _require(self.cache_shard_size >= 1, "cache_shard_size",
+                 f"cache_shard_size must be >= 1, got {self.cache_shard_size}")
+        _require(self.on_bad_input in ("error", "skip"), "on_bad_input",
+                 f"on_bad_input must be error or skip, got {self.on_bad_input!r}")
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` (a config device name) cannot be used on this machine, or None when it can.
+
+    ``auto`` and ``cpu`` always can; ``cuda`` needs CUDA, ``cuda:N`` more than N CUDA devices, ``mps``
+    Apple's Metal backend. Imports torch only for a cuda or mps name.
+    """
+    if device == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            return "device 'mps' asked for, but MPS is not available on this machine (use auto or cpu)"
+        return None
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return f"device {device!r} asked for, but CUDA is not available on this machine (use auto or cpu)"
+    index = int(device.split(":", 1)[1]) if ":" in device else 0
+    count = torch.cuda.device_count()
+    if index >= count:
+        return f"device {device!r} asked for, but this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
+    return None
+
+
+def check_loadable(config: Stage1Config) -> None:
+    """Checks of ``config`` against the backend table and this machine; ConfigFieldError naming the field.
+
+    ``encoder.backend`` must be a known backend, ``encoder.device`` must exist here, and
+    ``index.use_gpu: true`` needs a CUDA device.
+    """
+    encoder = config.encoder
+    _require(encoder.backend in ENCODER_BACKEND_NAMES, "encoder.backend",
+             f"unknown encoder backend {encoder.backend!r}; known backends: {', '.join(sorted(ENCODER_BACKEND_NAMES))}")
+    problem = device_problem(encoder.device)
+    _require(problem is None, "encoder.device", f"encoder.device: {problem}")
+    if config.index.use_gpu is True:
+        import torch
+
+        _require(torch.cuda.is_available(), "index.use_gpu",
+                 "index.use_gpu: true needs a GPU, but CUDA is not available on this machine (use auto or false)")

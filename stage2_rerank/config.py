@@ -2,11 +2,16 @@
 
 Both are plain dataclasses validated in ``__post_init__`` and built from YAML by the experiment runner
 (``stage2:`` key) through ``eval.typed_config.from_dict``; only str/int/float/bool/Path/Literal/Optional
-field types are used.
+field types are used. A failed check raises :class:`ConfigFieldError` naming the field (``key``), which
+``eval.typed_config`` reports under the full dotted key. :func:`check_loadable` adds the checks that
+depend on this machine (is the device there?) and on the checkpoint's files (position embeddings);
+the experiment loader runs it when the config is loaded, before anything is computed.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +26,31 @@ FusionRuleName = Literal["itm", "itm+itc", "alpha", "rrf", "residual"]
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
+BACKEND_NAMES: tuple[str, ...] = ("blip2_itm",)
+"""The keys of ``stage2_rerank.backends.BACKENDS`` (kept here so a config is checked without importing
+transformers; a test keeps the two equal)."""
+VISION_PROVIDER_NAMES: tuple[str, ...] = ("blip2_vit", "efficientnet_lite0", "efficientnet_lite2",
+                                          "efficientnet_lite0+lite2", "conv_grid")
+"""The keys of ``stage2_rerank.vision_providers.VISION_PROVIDERS`` (a test keeps the two equal)."""
+MIN_TEXT_LENGTH = 3  # [CLS] one token [SEP]
+
+
+class ConfigFieldError(ValueError):
+    """A config check of field ``key`` (dotted, relative to its dataclass) failed; the message starts with the key.
+
+    The same contract as ``eval.typed_config.FieldError`` (stages do not import ``eval``), so a config
+    loader reports it under the full dotted key (``stage2.pair_batch_size must be >= 1, got 0``).
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigFieldError(key, message)
+
 
 @dataclass
 class RerankerConfig:
@@ -28,17 +58,18 @@ class RerankerConfig:
 
     Attributes:
         backend: name in ``stage2_rerank.backends.BACKENDS`` (``"blip2_itm"``: a
-            ``transformers.Blip2ForImageTextRetrieval`` checkpoint).
+            ``transformers.Blip2ForImageTextRetrieval`` checkpoint); another name is refused when the config loads.
         model: Hugging Face hub id (``Salesforce/blip2-itm-vit-g``, ``Salesforce/blip2-itm-vit-g-coco``) or a
             local directory holding the checkpoint and its processor. With ``HF_HUB_OFFLINE=1`` a hub id must
             already be in the local Hugging Face cache (otherwise loading fails at once, naming the id).
         vision_provider: name in ``stage2_rerank.vision_providers.VISION_PROVIDERS`` that turns images into
             the feature grid the Q-Former cross-attends to; ``None`` = the backend's own (``"blip2_vit"`` for
-            ``blip2_itm``: the checkpoint's ViT-g incl. its post-layernorm).
+            ``blip2_itm``: the checkpoint's ViT-g incl. its post-layernorm); an unknown name is refused.
         precision: Q-Former + heads dtype. ``auto`` = fp16 on CUDA, fp32 on CPU. fp16 is refused on CPU;
             any reduced precision must be backed by a parity report against fp32 (see ``parity.py``).
         vision_precision: vision tower dtype; ``auto`` = fp16 on CUDA, fp32 on CPU (fp16 refused on CPU).
-        text_max_length: captions are truncated to this many tokens incl. [CLS]/[SEP] (LAVIS uses 35).
+        text_max_length: captions are truncated to this many tokens incl. [CLS]/[SEP] (LAVIS uses 35); at least 3,
+            and at most the Q-Former's ``max_position_embeddings`` when the checkpoint's config.json is on disk.
         pair_batch_size: (image, caption) pairs per Q-Former forward, at most what ``pair_memory_mb`` allows
             (halved automatically on out-of-memory, CUDA or CPU).
         pair_memory_mb: memory one Q-Former batch may take, estimated from the Q-Former's sizes and the longest
@@ -53,7 +84,8 @@ class RerankerConfig:
             and reuse them for all its pairs (exact; see ``qformer_scorer.QFormerItm.cross_attention_kv``).
         kv_chunk_mb: device memory for the features + cached K/V of one group ("chunk") of images scored
             together; bounds memory whatever the number of images.
-        device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+        device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; a CUDA device this
+            machine does not have (no CUDA, or N out of range) is refused when the config loads.
         on_bad_input: an image that cannot be opened: ``error`` raises, ``skip`` gives its pairs NaN scores
             and records the image in the run's stats.
     """
@@ -75,27 +107,31 @@ class RerankerConfig:
     on_bad_input: OnBadInput = "error"
 
     def __post_init__(self) -> None:
-        if not self.backend:
-            raise ValueError("backend must be a non-empty name")
-        if not self.model:
-            raise ValueError("model must be a hub id or a local directory")
+        _require(self.backend in BACKEND_NAMES, "backend",
+                 f"unknown reranker backend {self.backend!r}; known: {', '.join(sorted(BACKEND_NAMES))}")
+        _require(bool(self.model and self.model.strip()), "model",
+                 "model must be a hub id or a local directory, got an empty name")
+        _require(self.vision_provider is None or self.vision_provider in VISION_PROVIDER_NAMES, "vision_provider",
+                 f"unknown vision provider {self.vision_provider!r}; known: {', '.join(sorted(VISION_PROVIDER_NAMES))} "
+                 "(or null for the backend's own)")
         for name in ("precision", "vision_precision"):
             value = getattr(self, name)
-            if value not in ("auto", *TORCH_DTYPES):
-                raise ValueError(f"{name} must be one of auto, fp32, fp16, bf16; got {value!r}")
+            _require(value in ("auto", *TORCH_DTYPES), name, f"{name} must be one of auto, fp32, fp16, bf16; got {value!r}")
         for name in ("text_max_length", "pair_batch_size", "vision_batch_size", "kv_chunk_mb"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.text_max_length < 3:
-            raise ValueError(f"text_max_length must be >= 3 ([CLS] token [SEP]), got {self.text_max_length}")
-        if self.pair_memory_mb is not None and self.pair_memory_mb < 1:
-            raise ValueError(f"pair_memory_mb must be >= 1 (or null for the default), got {self.pair_memory_mb}")
-        if self.vision_memory_mb < 0:
-            raise ValueError(f"vision_memory_mb must be >= 0, got {self.vision_memory_mb}")
-        if not _DEVICE_PATTERN.match(self.device):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
-        if self.on_bad_input not in ("error", "skip"):
-            raise ValueError(f"on_bad_input must be 'error' or 'skip', got {self.on_bad_input!r}")
+            _require(getattr(self, name) >= 1, name, f"{name} must be >= 1, got {getattr(self, name)}")
+        _require(self.text_max_length >= MIN_TEXT_LENGTH, "text_max_length",
+                 f"text_max_length must be >= {MIN_TEXT_LENGTH} ([CLS] token [SEP]), got {self.text_max_length}")
+        _require(self.pair_memory_mb is None or self.pair_memory_mb >= 1, "pair_memory_mb",
+                 f"pair_memory_mb must be >= 1 (or null for the default), got {self.pair_memory_mb}")
+        _require(self.vision_memory_mb >= 0, "vision_memory_mb",
+                 f"vision_memory_mb must be >= 0, got {self.vision_memory_mb}")
+        _require(bool(_DEVICE_PATTERN.match(self.device)), "device",
+                 f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
+        for name in ("precision", "vision_precision"):
+            _require(not (self.device == "cpu" and getattr(self, name) == "fp16"), name,
+                     f"{name}=fp16 is not supported on CPU (device: cpu): use fp32 or bf16")
+        _require(self.on_bad_input in ("error", "skip"), "on_bad_input",
+                 f"on_bad_input must be 'error' or 'skip', got {self.on_bad_input!r}")
         if self.cache_dir is not None:
             self.cache_dir = Path(self.cache_dir)
 
@@ -122,24 +158,71 @@ class FusionConfig:
     stage1_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.rule not in ("itm", "itm+itc", "alpha", "rrf", "residual"):
-            raise ValueError(f"rule must be one of itm, itm+itc, alpha, rrf, residual; got {self.rule!r}")
-        if self.stage1_scale < 0:
-            raise ValueError(f"stage1_scale must be >= 0, got {self.stage1_scale}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
-        if self.rrf_k < 0:
-            raise ValueError(f"rrf_k must be >= 0, got {self.rrf_k}")
+        _require(self.rule in ("itm", "itm+itc", "alpha", "rrf", "residual"), "rule",
+                 f"rule must be one of itm, itm+itc, alpha, rrf, residual; got {self.rule!r}")
+        _require(math.isfinite(self.stage1_scale) and self.stage1_scale >= 0, "stage1_scale",
+                 f"stage1_scale must be a finite number >= 0, got {self.stage1_scale}")
+        _require(0.0 <= self.alpha <= 1.0, "alpha", f"alpha must be in [0, 1], got {self.alpha}")
+        _require(self.rrf_k >= 0, "rrf_k", f"rrf_k must be >= 0 (ranks start at 1), got {self.rrf_k}")
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` (a config device name) cannot be used on this machine, or None when it can.
+
+    ``auto`` and ``cpu`` always can; ``cuda`` needs CUDA; ``cuda:N`` needs more than N CUDA devices.
+    """
+    if not device.startswith("cuda"):
+        return None
+    if not torch.cuda.is_available():
+        return f"device {device!r} asked for, but CUDA is not available on this machine (use auto or cpu)"
+    index = int(device.split(":", 1)[1]) if ":" in device else 0
+    count = torch.cuda.device_count()
+    if index >= count:
+        return f"device {device!r} asked for, but this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
+    return None
+
+
+def checkpoint_text_limit(model: str) -> int | None:
+    """The Q-Former's ``max_position_embeddings`` of a checkpoint whose config.json is a local file
+    (``model`` a directory); None when that is not knowable without loading anything."""
+    config_file = Path(model).expanduser() / "config.json"
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    qformer = config.get("qformer_config") if isinstance(config, dict) else None
+    limit = qformer.get("max_position_embeddings") if isinstance(qformer, dict) else None
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else None
+
+
+def check_loadable(config: RerankerConfig) -> None:
+    """Checks of ``config`` against this machine and the checkpoint's files; ConfigFieldError naming the field.
+
+    The device must exist, each precision must run on the device ``auto`` resolves to, and
+    ``text_max_length`` must fit the checkpoint's position embeddings (when its config.json is local).
+    """
+    problem = device_problem(config.device)
+    _require(problem is None, "device", f"device: {problem}")
+    device = resolve_device(config)
+    for name in ("precision", "vision_precision"):
+        try:
+            resolve_dtype(getattr(config, name), device, name)
+        except ValueError as exc:
+            raise ConfigFieldError(name, f"{exc} (device {config.device!r} is {device.type} here)") from exc
+    limit = checkpoint_text_limit(config.model)
+    _require(limit is None or config.text_max_length <= limit, "text_max_length",
+             f"text_max_length must be <= {limit} (the Q-Former position embeddings of {config.model}), "
+             f"got {config.text_max_length}")
 
 
 def resolve_device(config: RerankerConfig) -> torch.device:
-    """``config.device`` as a torch device (``auto`` -> CUDA when available, else CPU)."""
+    """``config.device`` as a torch device (``auto`` -> CUDA when available, else CPU); ValueError when absent."""
     if config.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(config.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {config.device!r} asked for, but CUDA is not available")
-    return device
+    problem = device_problem(config.device)
+    if problem is not None:
+        raise ValueError(problem)
+    return torch.device(config.device)
 
 
 def resolve_dtype(precision: str, device: torch.device, what: str) -> torch.dtype:

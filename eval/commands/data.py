@@ -1,6 +1,8 @@
 """``rrbench data CONFIG [key=value ...]``: load a dataset, print its summary and every skipped item.
 
 CONFIG is an experiment YAML (its ``dataset:`` section is used) or a YAML holding a dataset section alone.
+Errors in the config (a directory or missing file given as CONFIG, a bad key or value) are ConfigErrors
+naming the file and the key; errors in the data are BadInputErrors naming the file and row.
 """
 
 from __future__ import annotations
@@ -19,12 +21,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from eval.data.dataset_config import DatasetConfig
     from eval.data.loaders import load_benchmark
-    from eval.typed_config import apply_overrides, from_dict, read_yaml
+    from eval.typed_config import ConfigError, apply_overrides, from_dict, read_yaml
 
-    raw = read_yaml(args.config)
-    section = raw["dataset"] if isinstance(raw.get("dataset"), dict) else raw
-    where = f"{args.config}: dataset" + (f" (with overrides {' '.join(args.overrides)})" if args.overrides else "")
-    cfg = from_dict(DatasetConfig, apply_overrides(section, args.overrides), where)
+    raw = read_yaml(args.config)  # a directory, a missing or unreadable file: ConfigError naming it
+    where = str(args.config) + (f" (with overrides {' '.join(args.overrides)})" if args.overrides else "")
+    if "dataset" in raw:
+        if not isinstance(raw["dataset"], dict):
+            raise ConfigError(f"{where}: key 'dataset': expected a mapping (the dataset section), "
+                              f"got {raw['dataset']!r}")
+        section, prefix = raw["dataset"], "dataset"
+    else:
+        section, prefix = raw, ""
+    cfg = from_dict(DatasetConfig, apply_overrides(section, args.overrides), where, prefix=prefix)
     bench = load_benchmark(cfg)
     report = {"summary": bench.summary(), "skipped": [s.as_dict() for s in bench.skipped]}
     sys.stdout.write(json.dumps(report, indent=1, ensure_ascii=False) + "\n")

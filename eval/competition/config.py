@@ -2,7 +2,8 @@
 
 Plain dataclasses validated in ``__post_init__``; the stage sections are the stages' own configs
 (``Stage1Config``, ``RerankerConfig``, ``FusionConfig``, ``TrainConfig``). Load with
-:func:`load_compete_config`.
+:func:`load_compete_config`, which also refuses, before any work, backend names the stages do not know
+and devices this machine does not have; every error names the dotted key and the file.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
-from eval.typed_config import apply_overrides, from_dict, load_config, to_dict
-from stage1_dual.config import EncoderConfig, Stage1Config
+from eval.typed_config import FieldError, apply_overrides, check_field, from_dict, load_config, to_dict
+from stage1_dual.config import EncoderConfig, Stage1Config, device_problem
+from stage1_dual.config import check_loadable as check_stage1_loadable
 from stage1_dual.training.config import TrainConfig
 from stage2_rerank.config import FusionConfig, RerankerConfig
+from stage2_rerank.config import check_loadable as check_stage2_loadable
 
 DEFAULT_STAGE1_MODEL = ".cache/rrbench/models/stage1_flickr8k_zh_lite/best"
 
@@ -52,7 +55,7 @@ class CompetitionFiles:
         for name in ("train", "images", "text_queries", "image_gallery", "image_queries", "text_gallery",
                      "ground_truth"):
             if not getattr(self, name):
-                raise ValueError(f"files.{name} must be a non-empty file name")
+                raise FieldError(name, f"{name} must be a non-empty file name")
 
     def path(self, data_dir: Path, name: str) -> Path:
         """Path of file ``name`` (a field of this class) under ``data_dir`` (unless absolute)."""
@@ -86,7 +89,7 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"finetune.val_fraction must be in [0, 1), got {self.val_fraction}")
+            raise FieldError("val_fraction", f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.run_dir is not None:
             self.run_dir = Path(self.run_dir)
 
@@ -125,13 +128,15 @@ class CompeteConfig:
     def __post_init__(self) -> None:
         self.cache_dir = Path(self.cache_dir)
         if self.top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+            raise FieldError("top_k", f"top_k must be >= 1, got {self.top_k}")
         if self.stage1.depth < max(self.top_k, 10):
-            raise ValueError(f"stage1.depth must be >= max(top_k, 10) = {max(self.top_k, 10)}, got {self.stage1.depth}")
+            raise FieldError("stage1.depth", f"stage1.depth must be >= max(top_k, 10) = {max(self.top_k, 10)}, "
+                                             f"got {self.stage1.depth}")
         if self.rerank_depth < 1 or (self.stage2 is not None and self.rerank_depth > self.stage1.depth):
-            raise ValueError(f"rerank_depth must be in [1, stage1.depth={self.stage1.depth}], got {self.rerank_depth}")
+            raise FieldError("rerank_depth",
+                             f"rerank_depth must be in [1, stage1.depth={self.stage1.depth}], got {self.rerank_depth}")
         if self.on_bad_input not in ("error", "skip"):
-            raise ValueError(f"on_bad_input must be error or skip, got {self.on_bad_input!r}")
+            raise FieldError("on_bad_input", f"on_bad_input must be error or skip, got {self.on_bad_input!r}")
 
 
 def load_compete_config(path: Optional[str | Path], overrides: Sequence[str] = ()) -> CompeteConfig:
@@ -141,5 +146,20 @@ def load_compete_config(path: Optional[str | Path], overrides: Sequence[str] = (
     ``stage1.depth=50`` keeps the default encoder).
     """
     if path is None:
-        return from_dict(CompeteConfig, apply_overrides(to_dict(CompeteConfig()), overrides), "<defaults>")
-    return load_config(CompeteConfig, path, overrides)
+        source = "<defaults>" + (f" (with overrides {' '.join(overrides)})" if overrides else "")
+        cfg = from_dict(CompeteConfig, apply_overrides(to_dict(CompeteConfig()), overrides), source)
+    else:
+        source = str(path) + (f" (with overrides {' '.join(overrides)})" if overrides else "")
+        cfg = load_config(CompeteConfig, path, overrides)
+    check_field(source, "stage1", lambda: check_stage1_loadable(cfg.stage1))
+    if cfg.stage2 is not None:
+        check_field(source, "stage2", lambda: check_stage2_loadable(cfg.stage2))
+    if cfg.finetune.enabled:
+        problem = device_problem(cfg.finetune.training.device)
+        check_field(source, "finetune.training", lambda: _refuse("device", problem))
+    return cfg
+
+
+def _refuse(key: str, problem: str | None) -> None:
+    if problem is not None:
+        raise FieldError(key, f"{key}: {problem}")

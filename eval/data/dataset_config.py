@@ -1,7 +1,10 @@
 """Typed configuration of a dataset: :class:`DatasetConfig` (one per experiment) and :class:`SyntheticConfig`.
 
 Both are plain dataclasses validated in ``__post_init__`` and buildable from YAML with
-``eval.typed_config.from_dict``. ``eval.data.loaders.load_benchmark(cfg)`` turns one into a Benchmark.
+``eval.typed_config.from_dict``; a failed check raises ``eval.typed_config.FieldError`` naming the field,
+so a config file's error names ``dataset.<field>``. Everything that can be known without reading the
+data is checked here (a split the format cannot honour, options the format does not read).
+``eval.data.loaders.load_benchmark(cfg)`` turns one into a Benchmark.
 """
 
 from __future__ import annotations
@@ -10,9 +13,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from eval.typed_config import ConfigError, FieldError
+
 DatasetFormat = Literal["synthetic", "flickr8k", "karpathy", "table", "hf", "competition"]
 FORMATS: tuple[str, ...] = ("synthetic", "flickr8k", "karpathy", "table", "hf", "competition")
 DEFAULT_CACHE_DIR = Path(".cache/rrbench/data")
+SYNTHETIC_SPLITS: tuple[str, ...] = ("train", "val", "test")
+ALL_ROWS = "all"  # the split label of a table/hf/competition load that reads every row
+# optional fields (default None) and the formats that read them; setting one elsewhere is refused
+_USED_BY: dict[str, tuple[str, ...]] = {
+    "root": ("flickr8k", "karpathy", "table", "hf", "competition"),
+    "annotations": ("karpathy", "table", "competition"),
+    "hf_dataset": ("hf",),
+    "hf_split": ("hf",),
+    "split_column": ("table", "hf"),
+    "image_id_column": ("table", "hf"),
+    "caption_id_column": ("table", "hf"),
+}
 
 
 @dataclass
@@ -39,17 +56,20 @@ class SyntheticConfig:
     def __post_init__(self) -> None:
         for name in ("num_train", "num_val", "num_test"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise FieldError(name, f"{name} must be at least 1, got {getattr(self, name)}")
         if self.image_size < 32:
-            raise ValueError(f"image_size must be at least 32 pixels, got {self.image_size}")
+            raise FieldError("image_size", f"image_size must be at least 32 pixels, got {self.image_size}")
+        if self.seed < 0:
+            raise FieldError("seed", f"seed must be >= 0, got {self.seed}")
         if not 1 <= self.captions_per_image <= 5:
-            raise ValueError(f"captions_per_image must be between 1 and 5, got {self.captions_per_image}")
+            raise FieldError("captions_per_image",
+                             f"captions_per_image must be between 1 and 5, got {self.captions_per_image}")
 
     def num_images(self, split: str) -> int:
         """Size of ``split`` (train, val or test); ValueError naming the known splits otherwise."""
         sizes = {"train": self.num_train, "val": self.num_val, "test": self.num_test}
         if split not in sizes:
-            raise ValueError(f"synthetic split must be one of {', '.join(sizes)}, got {split!r}")
+            raise FieldError("split", f"synthetic split must be one of {', '.join(sizes)}, got {split!r}")
         return sizes[split]
 
 
@@ -75,8 +95,10 @@ class DatasetConfig:
         hf_split: hf only: the split of a DatasetDict to read (default: its only split).
         split: the benchmark split. synthetic/flickr8k/karpathy: train, val or test (karpathy also
             restval, and unions like train+restval), default test; table/hf: the value of
-            split_column to keep (default: all rows); competition: all (the default).
-        split_column: table/hf: the column holding each row's split name (optional).
+            split_column to keep (default: all rows; a split other than all needs split_column);
+            competition: all (the default; the format has no splits).
+        split_column: table/hf: the column holding each row's split name (optional; refused for the
+            other formats, as are hf_dataset/hf_split outside hf and the id columns outside table/hf).
         language: language tag of the captions. flickr8k: en or zh (picks captions_en.tsv or
             captions_zh.tsv); default zh for competition, en otherwise.
         image_column: table/hf: column with the image (a path relative to root; hf also PIL images
@@ -120,27 +142,54 @@ class DatasetConfig:
         self.annotations = _as_path(self.annotations)
         self.cache_dir = Path(self.cache_dir)
         if self.format not in FORMATS:
-            raise ValueError(f"unknown dataset format {self.format!r} (known: {', '.join(FORMATS)})")
+            raise FieldError("format", f"unknown dataset format {self.format!r} (known: {', '.join(FORMATS)})")
         if self.on_bad_input not in ("error", "skip"):
-            raise ValueError(f"on_bad_input must be 'error' or 'skip', got {self.on_bad_input!r}")
+            raise FieldError("on_bad_input", f"on_bad_input must be 'error' or 'skip', got {self.on_bad_input!r}")
         if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be at least 1 when set, got {self.limit}")
+            raise FieldError("limit", f"limit must be at least 1 when set, got {self.limit}")
         needs = {"flickr8k": ("root",), "karpathy": ("root", "annotations"), "table": ("annotations",),
                  "competition": ("root",), "hf": ("hf_dataset",), "synthetic": ()}
         for key in needs[self.format]:
-            if getattr(self, key) is None:
-                raise ValueError(f"format {self.format!r} needs '{key}'")
+            if getattr(self, key) is None or getattr(self, key) == "":
+                raise FieldError(key, f"format {self.format!r} needs '{key}'")
+        for key, formats in _USED_BY.items():
+            if getattr(self, key) is not None and self.format not in formats:
+                raise FieldError(key, f"{key} is not read by format {self.format!r} (only by {', '.join(formats)}); "
+                                      "remove it")
         if self.format == "flickr8k" and self.language not in (None, "en", "zh"):
-            raise ValueError(f"flickr8k language must be 'en' or 'zh', got {self.language!r}")
+            raise FieldError("language", f"flickr8k language must be 'en' or 'zh', got {self.language!r}")
+        if self.language is not None and not self.language.strip():
+            raise FieldError("language", "language must be a non-empty language tag when set")
         for key in ("image_column", "caption_column"):
             if not getattr(self, key):
-                raise ValueError(f"'{key}' must be a non-empty column name")
+                raise FieldError(key, f"'{key}' must be a non-empty column name")
+        self._check_split()
+
+    def _check_split(self) -> None:
+        """The split must be one the format can honour (known before any file is read)."""
+        split = self.split
+        if split is None:
+            return
+        if not split.strip():
+            raise FieldError("split", "split must be a non-empty name when set")
+        if self.format == "synthetic":
+            self.synthetic.num_images(split)
+        elif self.format in ("table", "hf", "competition") and split != ALL_ROWS and self.split_column is None:
+            if self.format == "competition":
+                raise FieldError("split", f"split {split!r} asked for but the competition format has no splits "
+                                          f"and no split_column is set (leave split unset, or '{ALL_ROWS}')")
+            raise FieldError("split", f"split {split!r} asked for but no split_column is set (set split_column, "
+                                      f"or leave split unset, or '{ALL_ROWS}', to read every row)")
+        elif self.format == "flickr8k" and ("/" in split or "\\" in split or split.startswith(".")):
+            raise FieldError("split", f"flickr8k split must name a file of splits/ (train, val, test), got {split!r}")
+        elif self.format == "karpathy" and not all(part.strip() for part in split.split("+")):
+            raise FieldError("split", f"karpathy split {split!r} has an empty part (use e.g. train+restval)")
 
     def required_path(self, key: str) -> Path:
-        """The path field ``key`` (root or annotations); ValueError naming it when unset."""
+        """The path field ``key`` (root or annotations); ConfigError naming ``dataset.<key>`` when unset."""
         value = getattr(self, key)
         if value is None:
-            raise ValueError(f"format {self.format!r} needs '{key}'")
+            raise ConfigError(f"key 'dataset.{key}': format {self.format!r} needs '{key}'")
         return value
 
     def split_or(self, default: str) -> str:

@@ -27,7 +27,9 @@ from eval.data.assemble import AssembleOptions, SourceCaption, SourceImage, asse
 from eval.data.bad_input import BadInputLog
 from eval.data.benchmark import BadInputError, Benchmark
 from eval.data.dataset_config import DatasetConfig
+from eval.data.tabular import check_split_request
 from eval.data.text_files import require_columns
+from eval.typed_config import ConfigError
 
 BATCH_ROWS = 256
 
@@ -160,6 +162,7 @@ def load_hf(cfg: DatasetConfig) -> Benchmark:
     name = str(cfg.hf_dataset)
     ds, hf_split = open_hf_dataset(name, cfg.hf_split)
     source = f"{name}[{hf_split}]"
+    check_split_request(source, cfg.split, cfg.split_column)
     wanted = list(dict.fromkeys(c for c in (cfg.image_column, cfg.caption_column, cfg.image_id_column,
                                              cfg.caption_id_column, cfg.split_column) if c))
     require_columns(Path(source), ds.column_names, wanted)
@@ -168,7 +171,8 @@ def load_hf(cfg: DatasetConfig) -> Benchmark:
     if isinstance(feature, datasets.Image):
         ds = ds.cast_column(cfg.image_column, datasets.Image(decode=False))
     if path_mode and cfg.root is None:
-        raise ValueError(f"{source}: column {cfg.image_column!r} holds image paths; set 'root' to their folder")
+        raise ConfigError(f"{source}: key 'dataset.root': column {cfg.image_column!r} holds image paths; "
+                          "set 'root' (dataset.root) to the folder they are relative to")
     key = str(Path(name).resolve()) if Path(name).is_dir() else name
     cache = cfg.cache_dir / "hf_images" / hashlib.sha1(key.encode()).hexdigest()[:16]
     bad = BadInputLog(cfg.on_bad_input)

@@ -6,7 +6,9 @@ at ``<filepath>/<filename>`` (or ``<filename>``). Image id = that relative path;
 ``sentid`` (``<image id>#<k>`` when absent). ``split`` may join names with ``+``
 (``train+restval`` is the usual COCO training set).
 A file that is not UTF-8: under ``error`` the message names the line; under ``skip`` the images and
-sentences whose strings hold the undecodable bytes are skipped and recorded.
+sentences whose strings hold the undecodable bytes are skipped and recorded. An entry whose fields have
+the wrong JSON type (``"sentences": null``, a numeric ``filename``, a list as ``split``) is a bad image
+naming ``images[k]`` and the field, like a missing field.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ def read_karpathy_json(path: Path, policy: str) -> list[Any]:
         raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise BadInputError(f"annotation file not found: {path}") from exc
+    except IsADirectoryError as exc:
+        raise BadInputError(f"{path}: is a directory; annotations must be a dataset_*.json file") from exc
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read annotation file: {exc.strerror or exc}") from exc
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -51,10 +57,29 @@ def read_karpathy_json(path: Path, policy: str) -> list[Any]:
     return data["images"]
 
 
+def _json_type(value: Any) -> str:
+    return "null" if value is None else {dict: "object", list: "list", str: "string", bool: "boolean"}.get(
+        type(value), "number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def _field_type_problem(entry: dict) -> str | None:
+    """Why an entry's fields cannot be read (wrong JSON types), or None."""
+    expected = [("filename", str, "a non-empty string"), ("split", str, "a string"),
+                ("sentences", list, "a list of sentences")]
+    for key, tp, what in expected:
+        value = entry[key]
+        if not isinstance(value, tp) or (key == "filename" and not value.strip()):
+            return f"field {key!r} is {_json_type(value)} {value!r}, expected {what}"[:300]
+    filepath = entry.get("filepath")
+    if filepath is not None and not isinstance(filepath, str):
+        return f"field 'filepath' is {_json_type(filepath)} {filepath!r}, expected a string"[:300]
+    return None
+
+
 def _entry_sources(entry: dict, k: int, path: Path,
                    bad: BadInputLog) -> tuple[SourceImage, list[SourceCaption]] | None:
     where = f"{path}:images[{k}]"
-    ref = f"{entry['filepath']}/{entry['filename']}" if entry.get("filepath") else str(entry["filename"])
+    ref = f"{entry['filepath']}/{entry['filename']}" if entry.get("filepath") else entry["filename"]
     if _undecodable(ref):
         bad.bad("image", f"images[{k}]", where, "non-UTF-8 bytes in filename")
         return None
@@ -91,7 +116,11 @@ def load_karpathy(cfg: DatasetConfig) -> Benchmark:
             keys = ", ".join(entry) if isinstance(entry, dict) else type(entry).__name__
             bad.bad("image", f"images[{k}]", path, f"missing field: {missing[0]!r} (keys found: {keys})")
             continue
-        found_splits.add(str(entry["split"]))
+        problem = _field_type_problem(entry)
+        if problem:
+            bad.bad("image", f"images[{k}]", f"{path}:images[{k}]", problem)
+            continue
+        found_splits.add(entry["split"])
         if entry["split"] not in wanted:
             continue
         matched += 1

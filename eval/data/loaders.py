@@ -18,6 +18,7 @@ from eval.data.hf_datasets import load_hf
 from eval.data.karpathy import load_karpathy
 from eval.data.synthetic import load_synthetic
 from eval.data.tabular import load_table
+from eval.typed_config import ConfigError
 
 __all__ = ["DatasetConfig", "SyntheticConfig", "LOADERS", "load_benchmark"]
 
@@ -37,7 +38,8 @@ def load_benchmark(cfg: DatasetConfig) -> Benchmark:
     """The Benchmark described by ``cfg`` (images, captions, ground truth, skipped items)."""
     loader = LOADERS.get(cfg.format)
     if loader is None:
-        raise ValueError(f"unknown dataset format {cfg.format!r} (known: {', '.join(sorted(LOADERS))})")
+        raise ConfigError(f"key 'dataset.format': unknown dataset format {cfg.format!r} "
+                          f"(known: {', '.join(sorted(LOADERS))})")
     bench = loader(cfg)
     log.info("loaded %s", bench.summary())
     return bench

@@ -20,6 +20,7 @@ from eval.data.bad_input import BadInputLog
 from eval.data.benchmark import BadInputError, Benchmark
 from eval.data.dataset_config import DatasetConfig
 from eval.data.text_files import TableRow, read_table
+from eval.typed_config import ConfigError
 
 ALL_ROWS = "all"
 
@@ -90,10 +91,10 @@ def rows_to_sources(rows: list[TableRow], columns: TableColumns,
 
 
 def check_split_request(source: Path | str, split: str | None, split_column: str | None) -> str:
-    """Split label of a table load; a split other than 'all' needs a split column."""
+    """Split label of a table load; a split other than 'all' needs a split column (ConfigError otherwise)."""
     if split_column is None and split not in (None, ALL_ROWS):
-        raise ValueError(f"{source}: split {split!r} asked for but no split_column is set "
-                         f"(leave split unset, or '{ALL_ROWS}', to read every row)")
+        raise ConfigError(f"{source}: key 'dataset.split': split {split!r} asked for but no split_column is set "
+                          f"(leave split unset, or '{ALL_ROWS}', to read every row)")
     return split if split is not None else ALL_ROWS
 
 

@@ -64,6 +64,10 @@ def decoded_lines(path: Path, bad: BadInputLog, kind: str = "caption") -> list[t
         raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise BadInputError(f"annotation file not found: {path}") from exc
+    except IsADirectoryError as exc:
+        raise BadInputError(f"{path}: is a directory; expected an annotation file (.csv, .tsv, .jsonl)") from exc
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read annotation file: {exc.strerror or exc}") from exc
     lines: list[tuple[int, str]] = []
     for number, chunk in enumerate(raw.splitlines(keepends=True), start=1):
         try:

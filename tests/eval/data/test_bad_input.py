@@ -197,4 +197,6 @@ def test_rooted_paths_agree_with_resolve_under(tmp_path):
             str(root / "sub" / "a.jpg"), "link_out/x.jpg", "file_link", "sub/in_link/a.jpg", ".", "sub/..", ".."]
     paths = RootedPaths(root)
     assert [paths.resolve(r) for r in refs] == [resolve_under(root, r) for r in refs]
-    assert paths.resolve("link_out/x.jpg") is None and paths.resolve("sub/in_link/a.jpg") == (root / "sub" / "a.jpg").resolve()
+    # a symlink inside the root is followed (issue 18 case 11); '..' out of the root is still refused
+    assert paths.resolve("link_out/x.jpg") == (tmp_path / "elsewhere" / "x.jpg").resolve()
+    assert paths.resolve("../x.jpg") is None and paths.resolve("sub/in_link/a.jpg") == (root / "sub" / "a.jpg").resolve()
