@@ -110,8 +110,12 @@ class TorchDualEncoder:
 
     # --- shared ----------------------------------------------------------------------------------
     def fingerprint(self) -> str:
-        """Stable JSON of the model identity (backend, model, weights source and hash/revision)."""
-        return json.dumps({"backend": self.backend, **self.identity}, sort_keys=True)
+        """Stable JSON of the model identity: backend, the backend's ``identity`` (content hashes of weights,
+        config and tokenizer files, architecture config, tokenizer and text length) and the dtypes the
+        parameters are held in. It keys the embedding cache, so it names no path or file time."""
+        dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in self.model.parameters()})
+        return json.dumps({"backend": self.backend, **self.identity, "param_dtypes": dtypes}, sort_keys=True,
+                          default=str)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.device.type == "cuda" and self.precision in _AUTOCAST_DTYPES:

@@ -3,7 +3,9 @@
 The model class is chosen from the checkpoint's ``config.json`` ``model_type`` through a plain dict;
 the tokenizer and image processor are the ones saved with the model (``AutoTokenizer`` /
 ``AutoImageProcessor``). Hub ids are resolved to a local snapshot first (HF cache, else download),
-so loading never hangs offline.
+so loading never hangs offline. The identity (cache key) holds the content hash of every weights, config and
+tokenizer file, the tokenizer's own identity and the text length used, and (through the fingerprint) the
+parameter dtype (transformers may load a checkpoint in its stored dtype).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from transformers import (AutoConfig, AutoImageProcessor, AutoTokenizer, Chinese
 from stage1_dual.config import EncoderConfig
 from stage1_dual.encoders.base import EncoderParts, TorchDualEncoder, resolve_device, resolve_precision
 from stage1_dual.encoders.hub import directory_identity, resolve_hub_snapshot
+from stage1_dual.encoders.tokenizer_identity import tokenizer_identity
 from stage1_dual.protocols import ModelNotFoundError, UnknownBackendError
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,7 @@ class HFClipEncoder(TorchDualEncoder):
         self._processor = processor
         self._text_inputs = _TEXT_INPUTS[config.model_type]
         self._max_length = min(int(tokenizer.model_max_length), int(config.text_config.max_position_embeddings))
+        self.identity["text_max_length"] = self._max_length
 
     def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         return _pooled(self.model.get_image_features(pixel_values=pixels))
@@ -128,5 +132,5 @@ def load_hf_clip(cfg: EncoderConfig) -> HFClipEncoder:
                                  f"and preprocessor_config.json): {exc}") from exc
     device = resolve_device(cfg.device)
     log.info("loaded hf_clip %s (%s) on %s", cfg.model, model_type, device)
-    return HFClipEncoder(model, tokenizer, processor, device, resolve_precision(cfg.precision, device),
-                         {"model_type": model_type, **identity})
+    identity = {"model_type": model_type, **identity, "tokenizer": tokenizer_identity(tokenizer)}
+    return HFClipEncoder(model, tokenizer, processor, device, resolve_precision(cfg.precision, device), identity)

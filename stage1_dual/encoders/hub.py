@@ -111,9 +111,8 @@ def resolve_hub_snapshot(repo_id: str, *, revision: Optional[str], cache_dir: Op
             f"Download failed ({type(exc).__name__}: {exc})")) from exc
 
 
-def file_identity(path: Path) -> str:
-    """Identity of a weights file: ``hf:<repo>@<commit>/<file>`` inside an HF cache snapshot,
-    else ``sha256:<16 hex>`` of its bytes."""
+def _hub_location(path: Path) -> str:
+    """``hf:<repo>@<commit>/<file>`` for a file inside an HF cache snapshot, else ''."""
     parts = Path(path).parts
     if "snapshots" in parts:
         at = len(parts) - 1 - parts[::-1].index("snapshots")
@@ -121,15 +120,23 @@ def file_identity(path: Path) -> str:
         if repo_folder.startswith("models--") and at + 2 < len(parts):
             repo = repo_folder[len("models--"):].replace("--", "/")
             return f"hf:{repo}@{parts[at + 1]}/{'/'.join(parts[at + 2:])}"
+    return ""
+
+
+def file_identity(path: Path) -> str:
+    """Identity of a weights / config / tokenizer file: ``sha256:<64 hex>`` of its bytes, wherever it lives;
+    inside an HF cache snapshot prefixed by its provenance ``hf:<repo>@<commit>/<file>#`` (the bytes are
+    hashed there too: a name or commit is never taken for content)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
-    return f"sha256:{digest.hexdigest()[:16]}"
+    location = _hub_location(path)
+    return f"{location}#" * bool(location) + f"sha256:{digest.hexdigest()}"
 
 
 def directory_identity(directory: Path, patterns: Sequence[str]) -> str:
-    """Identity of a local model directory: ``file_identity`` of each weights file matching ``patterns``."""
+    """Identity of a local model directory: ``name=file_identity`` of each file matching ``patterns`` (sorted)."""
     files = sorted({p for pattern in patterns for p in Path(directory).glob(pattern) if p.is_file()})
     if not files:
         raise ModelNotFoundError(f"no weights file ({', '.join(patterns)}) in model directory {directory}")

@@ -18,6 +18,7 @@ from stage1_dual.config import EncoderConfig
 from stage1_dual.encoders.base import (EncoderParts, TorchDualEncoder, resolve_device, resolve_precision,
                                        state_dict_digest)
 from stage1_dual.encoders.open_clip_source import OpenClipSource, resolve_open_clip_source
+from stage1_dual.encoders.tokenizer_identity import tokenizer_identity
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,11 @@ def load_open_clip(cfg: EncoderConfig) -> OpenClipEncoder:
             pretrained_text=False,
             **source.model_kwargs,
         )
-    identity = {**source.identity, "open_clip": open_clip.__version__}  # its tokenizer and transforms
+    tokenizer = _tokenizer(source)
+    identity = {**source.identity, "open_clip": open_clip.__version__,  # its tokenizer and transforms
+                "quick_gelu": source.force_quick_gelu, "tokenizer": tokenizer_identity(tokenizer)}
     if identity.get("weights", "").startswith("random-init"):
         identity["weights"] += f":{state_dict_digest(model)}"
     log.info("loaded open_clip %s (%s) on %s", cfg.model, identity.get("weights"), device)
-    return OpenClipEncoder(model, _tokenizer(source), device, resolve_precision(cfg.precision, device),
+    return OpenClipEncoder(model, tokenizer, device, resolve_precision(cfg.precision, device),
                            identity, embed_dim=int(source.model_cfg["embed_dim"]))

@@ -13,6 +13,7 @@ Hugging Face text towers / tokenizers named in the config are resolved to local 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -41,7 +42,8 @@ class OpenClipSource:
     or weights found by open_clip in a ``local-dir:``); ``model_kwargs`` override config entries
     (hub text-tower names replaced by local snapshot directories); ``tokenizer_dir`` is a local
     Hugging Face tokenizer directory when the config names one (else open_clip's own tokenizer for
-    ``tokenizer_name``); ``identity`` keys the embedding cache.
+    ``tokenizer_name``); ``identity`` keys the embedding cache: content hashes only (weights files, the
+    architecture config, a Hugging Face text tower's files), never a path, snapshot name or file time.
     """
 
     create_name: str
@@ -64,8 +66,11 @@ def _builtin(cfg: EncoderConfig) -> OpenClipSource:
             f"open_clip architecture {name!r} is not known ({len(known)} built-in, e.g. "
             f"{', '.join(known[:8])}, ...; add your own JSON with open_clip.add_model_config, or use "
             f"'hf-hub:org/repo' or 'local-dir:/path')")
+    # the architecture config by content: a name can be re-registered (open_clip.add_model_config) with another
+    config_hash = "sha256:" + hashlib.sha256(json.dumps(model_cfg, sort_keys=True, default=str).encode()).hexdigest()
     source = OpenClipSource(create_name=name, model_cfg=model_cfg, checkpoint=None,
-                            identity={"model": name, "pretrained": cfg.pretrained}, tokenizer_name=name)
+                            identity={"model": name, "pretrained": cfg.pretrained, "model_cfg": config_hash},
+                            tokenizer_name=name)
     if cfg.pretrained is None:
         source.identity["weights"] = f"random-init(seed={cfg.seed})"
         return source
@@ -156,8 +161,8 @@ def _localise_hf_text(cfg: EncoderConfig, source: OpenClipSource) -> None:
         source.model_kwargs["text_cfg"] = text_cfg
     if text_cfg.get("hf_tokenizer_name"):
         source.tokenizer_dir = Path(text_cfg["hf_tokenizer_name"])
-    if text_cfg.get("hf_model_name"):
-        source.identity["text_tower"] = os.path.basename(text_cfg["hf_model_name"])
+    if text_cfg.get("hf_model_name"):  # by content (weights, config, tokenizer files), not by snapshot name
+        source.identity["text_tower"] = directory_identity(Path(text_cfg["hf_model_name"]), _MODEL_FILES)
 
 
 def resolve_open_clip_source(cfg: EncoderConfig) -> OpenClipSource:

@@ -1,10 +1,11 @@
 """``rrbench_dual`` backend: a dual encoder trained by ``stage1_dual.training``, loaded from its checkpoint
 directory (``config.json`` + ``model.safetensors``; see ``stage1_dual.trainable.checkpoint``).
 
-``EncoderConfig(backend="rrbench_dual", model="<checkpoint dir>")``. The fingerprint holds the hashes
-of both files (so retraining into the same directory invalidates cached embeddings) and the
-identities of the frozen pretrained parts; preprocessing is the image tower's own (resize the short
-side, centre crop, normalise).
+``EncoderConfig(backend="rrbench_dual", model="<checkpoint dir>")``. The fingerprint holds the content
+hashes of both files (so retraining into the same directory invalidates cached embeddings), the
+identities of the frozen pretrained parts and of the text tower's tokenizer, never the directory's path
+or name; preprocessing is the image tower's own (resize the short side, centre crop, normalise). A
+``SHA256SUMS`` file in the directory is verified on load (``stage1_dual.trainable.checkpoint``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from PIL import Image
@@ -20,6 +21,7 @@ from PIL import Image
 from stage1_dual.config import EncoderConfig
 from stage1_dual.encoders.base import EncoderParts, TorchDualEncoder, resolve_device, resolve_precision
 from stage1_dual.encoders.hub import file_identity
+from stage1_dual.encoders.tokenizer_identity import tokenizer_identity
 from stage1_dual.protocols import ModelNotFoundError
 from stage1_dual.trainable.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model_dir, read_checkpoint_config
 from stage1_dual.trainable.model import DualEncoderModel
@@ -60,12 +62,18 @@ class RRBenchDualEncoder(TorchDualEncoder):
                             image_projection=self.model.image_projection, text_projection=self.model.text_projection)
 
 
-def checkpoint_identity(directory: Path) -> dict[str, Any]:
-    """Content identity of a checkpoint directory: hashes of its config and weights, pretrained parts."""
+def checkpoint_identity(directory: Path, model: Optional[DualEncoderModel] = None) -> dict[str, Any]:
+    """Content identity of a checkpoint directory: hashes of its config and weights, the pretrained parts'
+    recorded identities, and (with ``model``) the identity of the text tower's tokenizer as installed.
+    No path: the same checkpoint copied elsewhere has the same identity."""
     config_bytes = (directory / CONFIG_FILE).read_bytes()
-    return {"checkpoint": directory.name, "weights": file_identity(directory / WEIGHTS_FILE),
-            "config": "sha256:" + hashlib.sha256(config_bytes).hexdigest()[:16],
-            "pretrained": read_checkpoint_config(directory).get("pretrained", {})}
+    identity = {"weights": file_identity(directory / WEIGHTS_FILE),
+                "config": "sha256:" + hashlib.sha256(config_bytes).hexdigest(),
+                "pretrained": read_checkpoint_config(directory).get("pretrained", {})}
+    tokenizer = getattr(model.text_tower, "tokenizer", None) if model is not None else None
+    if tokenizer is not None:
+        identity["text_tokenizer"] = tokenizer_identity(tokenizer)
+    return identity
 
 
 def load_rrbench_dual(cfg: EncoderConfig) -> RRBenchDualEncoder:
@@ -81,4 +89,5 @@ def load_rrbench_dual(cfg: EncoderConfig) -> RRBenchDualEncoder:
     device = resolve_device(cfg.device)
     model = load_model_dir(directory, device)
     log.info("loaded rrbench_dual checkpoint %s on %s", directory, device)
-    return RRBenchDualEncoder(model, device, resolve_precision(cfg.precision, device), checkpoint_identity(directory))
+    return RRBenchDualEncoder(model, device, resolve_precision(cfg.precision, device),
+                              checkpoint_identity(directory, model))
