@@ -7,7 +7,7 @@ import importlib.metadata
 import platform
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 PACKAGES = ("rrbench", "torch", "torchvision", "open_clip_torch", "transformers", "accelerate", "faiss-cpu",
             "faiss-gpu", "numpy", "pandas", "datasets", "pillow")
@@ -58,9 +58,11 @@ def hardware() -> dict[str, Any]:
             "platform": platform.platform()}
 
 
-def provenance(config: dict[str, Any], seed: int, repo: Path) -> dict[str, Any]:
-    """Everything needed to reproduce a run: resolved config, seed, versions, git state, hardware, time."""
-    return {
+def provenance(config: dict[str, Any], seed: int, repo: Path,
+               threads: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Everything needed to reproduce a run: resolved config, seed, versions, git state, hardware, time, and
+    (when given) ``threads``: the run's effective torch thread count and its source (``{"count", "source"}``)."""
+    out = {
         "config": config,
         "seed": seed,
         "versions": package_versions(),
@@ -68,3 +70,6 @@ def provenance(config: dict[str, Any], seed: int, repo: Path) -> dict[str, Any]:
         "hardware": hardware(),
         "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if threads is not None:
+        out["threads"] = threads
+    return out

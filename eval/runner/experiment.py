@@ -1,9 +1,12 @@
 """Run one experiment: data -> stage 1 per stage-1 setting -> stage 2 once at the largest depth -> grid.
 
 ``run_experiment(cfg)`` writes ``<output_dir>/<experiment>/results.json`` (metrics of every cell,
-curves, settings with latency, timings, counts, provenance), TREC run files and qrels under ``runs/``,
-then the tables and plots (``eval.report``). Every model output is cached (embeddings, vision features,
-pair scores), so a rerun or a resumed run recomputes nothing that finished.
+curves, settings with latency and its source, timings, counts, costs, provenance incl. the thread setting),
+TREC run files and qrels under ``runs/``, then the tables and plots (``eval.report``). All of them are
+written to a hidden staging directory and swapped in at the end (``eval.runner.outputs``): a run that dies
+leaves the previous complete outputs untouched. Every model output is cached (embeddings, vision features,
+pair scores), so a rerun or a resumed run recomputes nothing that finished; run files of the previous
+outputs whose bytes still match their stamps are reused.
 
 Grid cost (``timings.stage2``): ``grid_cost_ratio`` = (rerank at the largest depth + deriving every cell's
 ranking, metrics and curves) / rerank at the largest depth; ``grid_cost_ratio_with_run_files`` also counts
@@ -28,7 +31,10 @@ from eval.experiment_config import ExperimentConfig, with_cache_dirs
 from eval.provenance import provenance
 from eval.runner.cells import (DirectionData, cell_curves, cell_metrics, main_depths, rerank_both, setting_entry,
                                setting_key, write_cell_runs, write_qrels_files)
-from eval.runner.latency import CostLedger, stage1_latency, stage2_latency
+from eval.runner.latency import (CostLedger, cost_context, stage1_latency, stage1_sources, stage2_latency,
+                                 stage2_sources)
+from eval.runner.outputs import StagedOutputs
+from eval.runner.threads import ThreadSetting, resolve_threads
 from eval.typed_config import to_dict
 from stage1_dual.config import Stage1Config
 from stage1_dual.pipeline import Stage1Result, run_stage1
@@ -56,19 +62,47 @@ def _direction_data(bench: Benchmark, s1: Stage1Result) -> dict[str, DirectionDa
     }
 
 
-def _stage1_key(cfg: Stage1Config, encoder_fingerprint: str, bench: Benchmark) -> str:
-    data = f"{bench.name}|{bench.split}|{len(bench.images)}|{len(bench.captions)}"
-    return hashlib.sha1(f"{encoder_fingerprint}|{cfg.encoder.preprocess}|{data}".encode()).hexdigest()[:16]
+def dataset_identity(bench: Benchmark) -> str:
+    """SHA-1 of the benchmark's name, split, images (id, path, file size) and captions (id, text, image id)."""
+    digest = hashlib.sha1(f"{bench.name}|{bench.split}".encode())
+    for image in bench.images:
+        try:
+            size = os.stat(image.path).st_size
+        except (OSError, TypeError):
+            size = -1
+        digest.update(f"\x1e{image.id}\x1f{image.path}\x1f{size}".encode())
+    for caption in bench.captions:
+        digest.update(f"\x1d{caption.id}\x1f{caption.text}\x1f{caption.image_id}".encode())
+    return digest.hexdigest()
+
+
+def _stage1_context(kind: str, cfg: Stage1Config, encoder_fingerprint: str, dataset: str) -> dict[str, Any]:
+    settings = {k: v for k, v in to_dict(cfg.encoder).items() if k not in ("hub_cache_dir", "hub_probe_timeout_s")}
+    return cost_context(f"stage1-{kind}", encoder_fingerprint, settings, dataset)
+
+
+def _stage2_context(kind: str, reranker: Reranker, dataset: str) -> dict[str, Any]:
+    model = {"key": reranker.model_key, "precision": reranker.model.precision, "device": str(reranker.model.device)}
+    settings = {k: v for k, v in to_dict(reranker.config).items() if k != "cache_dir"}
+    return cost_context(f"stage2-{kind}", model, settings, dataset)
 
 
 class ExperimentRun:
-    """State of one run: results being filled, timings, counts (see ``run_experiment``)."""
+    """State of one run: results being filled, timings, counts (see ``run_experiment``).
 
-    def __init__(self, cfg: ExperimentConfig) -> None:
+    ``out_dir``: where this run's outputs go (the staging directory); ``previous_dir``: the previous complete
+    outputs, whose verified run files are reused; ``threads``: the run's thread setting (for provenance).
+    """
+
+    def __init__(self, cfg: ExperimentConfig, out_dir: Optional[Path] = None, previous_dir: Optional[Path] = None,
+                 threads: Optional[ThreadSetting] = None) -> None:
         self.cfg = with_cache_dirs(cfg)
-        self.out_dir = self.cfg.results_dir
+        self.out_dir = Path(out_dir) if out_dir is not None else self.cfg.results_dir
         self.runs_dir = self.out_dir / "runs"
+        self.previous_runs = Path(previous_dir) / "runs" if previous_dir is not None else None
+        self.threads = threads
         self.ledger = CostLedger(Path(self.cfg.cache_dir) / "costs.json")
+        self.dataset_id = ""
         self.metrics: dict[str, float] = {}
         self.curves: dict[str, dict[str, list[float]]] = {}
         self.settings: list[dict[str, Any]] = []
@@ -78,14 +112,15 @@ class ExperimentRun:
         self.run_file_seconds = 0.0
 
     def _add_cell(self, key: str, label: str, rule: Optional[str], depth: int, variant: str,
-                  ranked: dict[str, np.ndarray], data: dict[str, DirectionData], ms: dict) -> None:
+                  ranked: dict[str, np.ndarray], data: dict[str, DirectionData], ms: dict,
+                  sources: dict[str, str]) -> None:
         for name, value in cell_metrics(ranked, data).items():
             self.metrics[f"{key}/{name}"] = value
         self.curves[key] = cell_curves(ranked, data)
-        self.settings.append(setting_entry(key, label, rule, depth, ms, variant))
+        self.settings.append(setting_entry(key, label, rule, depth, ms, variant, sources))
         if self.cfg.write_trec:
             t0 = time.perf_counter()
-            write_cell_runs(self.runs_dir, key, ranked, data)
+            write_cell_runs(self.runs_dir, key, ranked, data, reuse_dir=self.previous_runs)
             self.run_file_seconds += time.perf_counter() - t0
 
     def _stage2_scores(self, reranker: Reranker, bench: Benchmark, data: dict[str, DirectionData],
@@ -98,10 +133,10 @@ class ExperimentRun:
         data["i2t"].stage2 = gather_candidate_scores(scores.itm_logits, scores.itc, pairs.i2t_rows)
         stats = scores.stats
         candidate_slots = int((pairs.t2i_rows >= 0).sum() + (pairs.i2t_rows >= 0).sum())
-        pair_cost = self.ledger.cost(f"stage2-pair|{reranker.model_key}|{reranker.model.precision}",
+        pair_cost = self.ledger.cost(_stage2_context("pair", reranker, self.dataset_id),
                                      stats.seconds.get("itm", 0.0) + stats.seconds.get("itc", 0.0), stats.scored)
-        vision_cost = self.ledger.cost(f"stage2-vision|{reranker.model_key}", stats.seconds.get("vision", 0.0),
-                                       stats.images_encoded)
+        vision_cost = self.ledger.cost(_stage2_context("vision", reranker, self.dataset_id),
+                                       stats.seconds.get("vision", 0.0), stats.images_encoded)
         self.costs[f"stage2{'@' + variant if variant else ''}"] = {"pair": pair_cost.as_dict(),
                                                                    "vision_image": vision_cost.as_dict()}
         self.counts[f"stage2{'@' + variant if variant else ''}"] = {
@@ -123,9 +158,10 @@ class ExperimentRun:
         s1 = run_stage1(s1cfg, bench.images, [c.text for c in bench.captions])
         stage1_seconds = time.perf_counter() - t0
         data = _direction_data(bench, s1)
-        key1 = _stage1_key(s1cfg, s1.encoder, bench)
-        text_cost = self.ledger.cost(f"stage1-text|{key1}", s1.texts.seconds, s1.texts.encoded_items)
-        image_cost = self.ledger.cost(f"stage1-image|{key1}", s1.images.seconds, s1.images.encoded_items)
+        text_cost = self.ledger.cost(_stage1_context("text", s1cfg, s1.encoder, self.dataset_id),
+                                     s1.texts.seconds, s1.texts.encoded_items)
+        image_cost = self.ledger.cost(_stage1_context("image", s1cfg, s1.encoder, self.dataset_id),
+                                      s1.images.seconds, s1.images.encoded_items)
         search = {d: s1.candidates[d].search_seconds / max(1, len(data[d].ids)) for d in ("t2i", "i2t")}
         ms1 = stage1_latency(text_cost, image_cost, search)
         self.costs[f"stage1{tag}"] = {"text": text_cost.as_dict(), "image": image_cost.as_dict(),
@@ -138,7 +174,7 @@ class ExperimentRun:
             "search_seconds": {d: s1.candidates[d].search_seconds for d in ("t2i", "i2t")},
             "ms_per_query": ms1}
         self._add_cell(setting_key("stage1", variant), f"stage 1{tag} (dual encoder)", None, 0, variant,
-                       {d: data[d].ids for d in ("t2i", "i2t")}, data, ms1)
+                       {d: data[d].ids for d in ("t2i", "i2t")}, data, ms1, stage1_sources(text_cost, image_cost))
 
         depths = main_depths(ab.depths)  # a direction whose list is shorter than k reranks all of it
         if reranker is None or not depths:
@@ -151,7 +187,8 @@ class ExperimentRun:
                 key = setting_key("stage2", variant, rule, k)
                 ranked = rerank_both(data, fusion, k)
                 self._add_cell(key, f"rerank{tag} {rule} k={k}", rule, k, variant, ranked, data,
-                               stage2_latency(ms1, costs["pair"], costs["vision"], k))
+                               stage2_latency(ms1, costs["pair"], costs["vision"], k),
+                               stage2_sources(text_cost, image_cost, costs["pair"], costs["vision"]))
         files_seconds = self.run_file_seconds - files_before
         grid_seconds = time.perf_counter() - t0 - files_seconds
         self.timings[f"stage2{tag}"] = {
@@ -169,7 +206,8 @@ class ExperimentRun:
         payload = {
             "experiment": self.cfg.experiment, "metrics": self.metrics, "settings": self.settings,
             "curves": self.curves, "timings": self.timings, "counts": self.counts, "costs": self.costs,
-            "provenance": provenance(to_dict(self.cfg), self.cfg.seed, REPO_ROOT),
+            "provenance": provenance(to_dict(self.cfg), self.cfg.seed, REPO_ROOT,
+                                     self.threads.as_dict() if self.threads is not None else None),
         }
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / "results.json"
@@ -180,45 +218,58 @@ class ExperimentRun:
 
 
 def run_experiment(cfg: ExperimentConfig) -> Path:
-    """Run every stage-1 setting and its grid; returns the path of results.json (tables/plots beside it)."""
+    """Run every stage-1 setting and its grid; returns the path of results.json (tables/plots beside it).
+
+    Torch threads for the run (restored afterwards): ``cfg.threads``, else ``OMP_NUM_THREADS`` /
+    ``MKL_NUM_THREADS``, else torch's current setting (``eval.runner.threads``).
+    """
     import torch
 
     start = time.perf_counter()
     threads_before = torch.get_num_threads()
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
+    threads = resolve_threads(cfg.threads, os.environ, threads_before)
+    torch.set_num_threads(threads.count)
+    log.info("torch threads: %d (from %s)", threads.count, threads.source)
     try:
-        return _run(cfg, start)
+        return _run(cfg, start, threads)
     finally:
         torch.set_num_threads(threads_before)
 
 
-def _run(cfg: ExperimentConfig, start: float) -> Path:
+def _run(cfg: ExperimentConfig, start: float, threads: ThreadSetting) -> Path:
     """``run_experiment`` after the thread setting; ``start`` = its perf_counter start."""
     import torch
 
-    from eval.report.build import build_report
+    from eval.report import build
 
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    run = ExperimentRun(cfg)
-    t0 = time.perf_counter()
-    bench = load_benchmark(run.cfg.dataset)
-    run.timings["load_data_seconds"] = time.perf_counter() - t0
-    if run.cfg.write_trec:
-        write_qrels_files(run.runs_dir, _qrels_data(bench))
-    needs_stage2 = run.cfg.stage2 is not None and any(k > 0 for k in run.cfg.ablation.depths)
-    reranker = load_reranker(run.cfg.stage2) if needs_stage2 else None
+    outputs = StagedOutputs(cfg.results_dir)
+    staging = outputs.begin()
     try:
-        for variant, s1cfg in run.cfg.stage1_settings().items():
-            run.run_stage1_setting(variant, s1cfg, bench, reranker)
-    finally:
-        if reranker is not None:
-            reranker.close()
-    path = run.write_results(bench, time.perf_counter() - start)
-    build_report([path])
-    log.info("results written to %s", path.parent)
-    return path
+        run = ExperimentRun(cfg, staging, outputs.previous(), threads)
+        t0 = time.perf_counter()
+        bench = load_benchmark(run.cfg.dataset)
+        run.dataset_id = dataset_identity(bench)
+        run.timings["load_data_seconds"] = time.perf_counter() - t0
+        if run.cfg.write_trec:
+            write_qrels_files(run.runs_dir, _qrels_data(bench))
+        needs_stage2 = run.cfg.stage2 is not None and any(k > 0 for k in run.cfg.ablation.depths)
+        reranker = load_reranker(run.cfg.stage2) if needs_stage2 else None
+        try:
+            for variant, s1cfg in run.cfg.stage1_settings().items():
+                run.run_stage1_setting(variant, s1cfg, bench, reranker)
+        finally:
+            if reranker is not None:
+                reranker.close()
+        path = run.write_results(bench, time.perf_counter() - start)
+        build.build_report([path])
+        final = outputs.commit()
+    except BaseException:
+        outputs.abandon()
+        raise
+    log.info("results written to %s", final)
+    return final / "results.json"
 
 
 def _qrels_data(bench: Benchmark) -> dict[str, DirectionData]:
