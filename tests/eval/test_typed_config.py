@@ -2,11 +2,11 @@
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import pytest
 
-from eval.typed_config import ConfigError, apply_overrides, from_dict, load_config, to_dict
+from eval.typed_config import ConfigError, FieldError, apply_overrides, from_dict, load_config, to_dict
 
 
 @dataclass
@@ -102,3 +102,53 @@ def test_bad_files(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(Outer, tmp_path / "list.yaml")
+
+
+@dataclass
+class Checked:
+    """Attributes:
+        size: must be >= 1 (a FieldError naming the field).
+    """
+
+    size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise FieldError("size", f"size must be >= 1, got {self.size}")
+
+
+@dataclass
+class WithOptional:
+    """Attributes:
+        section: an optional checked section.
+        choice: a union of a literal and a bool.
+    """
+
+    section: Optional[Checked] = None
+    choice: Union[Literal["auto"], bool] = "auto"
+
+
+def test_optional_section_keeps_its_own_error_with_the_full_key(tmp_path):
+    path = write(tmp_path, "section: {size: 0}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(WithOptional, path)
+    message = str(info.value)
+    assert "exp.yaml: section.size must be >= 1, got 0" in message and "Optional" not in message
+    with pytest.raises(ConfigError, match=r"unknown key 'section\.sise'"):
+        from_dict(WithOptional, {"section": {"sise": 3}})
+    with pytest.raises(ConfigError, match=r"key 'section': expected a mapping"):
+        from_dict(WithOptional, {"section": 3})
+    with pytest.raises(ConfigError, match=r"key 'choice': expected 'auto' or true/false, got 'yes please'"):
+        from_dict(WithOptional, {"choice": "yes please"})
+    assert from_dict(WithOptional, {"section": None, "choice": False}) == WithOptional(None, False)
+
+
+def test_non_finite_numbers_refused():
+    for value in (float("nan"), float("inf"), 10**400):
+        with pytest.raises(ConfigError, match=r"'alpha'.*finite"):
+            from_dict(Outer, {"name": "x", "alpha": value})
+
+
+def test_directory_is_not_a_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(Outer, tmp_path)

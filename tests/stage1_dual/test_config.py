@@ -46,3 +46,20 @@ def test_invalid_values_name_the_key(data, key):
     with pytest.raises(ConfigError) as info:
         from_dict(Stage1Config, data, source="exp.yaml")
     assert key in str(info.value) and "exp.yaml" in str(info.value)
+
+
+def test_load_time_checks_name_the_field(monkeypatch):
+    import torch
+
+    from stage1_dual.config import ConfigFieldError, check_loadable
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    check_loadable(Stage1Config())  # auto device, auto GPU index: fine anywhere
+    for cfg, key in [(Stage1Config(encoder=EncoderConfig(backend="clip")), "encoder.backend"),
+                     (Stage1Config(encoder=EncoderConfig(device="cuda")), "encoder.device"),
+                     (Stage1Config(index=IndexConfig(use_gpu=True)), "index.use_gpu")]:
+        with pytest.raises(ConfigFieldError) as info:
+            check_loadable(cfg)
+        assert info.value.key == key
+    with pytest.raises(ConfigError, match=r"exp\.yaml: encoder\.batch_size must be >= 1, got 0"):
+        from_dict(Stage1Config, {"encoder": {"batch_size": 0}}, source="exp.yaml")

@@ -57,3 +57,26 @@ def test_precision_policy():
         assert resolve_device(RerankerConfig()).type == "cpu"
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device(RerankerConfig(device="cuda:0"))
+
+
+def test_field_errors_carry_the_key_and_load_time_checks(tmp_path, monkeypatch):
+    from stage2_rerank.config import ConfigFieldError, check_loadable
+
+    with pytest.raises(ConfigFieldError) as info:
+        RerankerConfig(pair_batch_size=0)
+    assert info.value.key == "pair_batch_size" and str(info.value) == "pair_batch_size must be >= 1, got 0"
+    with pytest.raises(ConfigFieldError, match="unknown reranker backend 'clip'; known: blip2_itm"):
+        RerankerConfig(backend="clip")
+    with pytest.raises(ConfigFieldError, match="fp16 is not supported on CPU"):
+        RerankerConfig(device="cpu", vision_precision="fp16")
+    with pytest.raises(ConfigFieldError) as info:
+        FusionConfig("rrf", rrf_k=-1)
+    assert info.value.key == "rrf_k"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    check_loadable(RerankerConfig(device="cuda:1", model=str(tmp_path)))
+    with pytest.raises(ConfigFieldError, match="this machine has 2 CUDA device") as info:
+        check_loadable(RerankerConfig(device="cuda:2"))
+    assert info.value.key == "device"
+    with pytest.raises(ValueError, match="2 CUDA device"):
+        resolve_device(RerankerConfig(device="cuda:2"))
