@@ -121,7 +121,7 @@ class ExperimentConfig:
             environment's ``OMP_NUM_THREADS`` (else ``MKL_NUM_THREADS``) when set, else torch's current setting
             (torch's default: one thread per physical core); results.json records the count and its source
             (``provenance.threads``). The default defers to the standard variables because schedulers and
-            shared machines set them to a fair share, and it never raises a setting the caller already chose.
+            shared machines set them to a fair share, and otherwise leaves alone what the caller already chose.
             Tiny models gain nothing from several threads and lose much when the cores are shared (a tiny
             reranker: 162.5 s at 2 threads, 5.1 s at 1 on a busy 2-core machine): set 1 or OMP_NUM_THREADS=1 there.
     """
