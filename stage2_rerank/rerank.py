@@ -197,8 +197,13 @@ class Reranker:
         features = self.features.get(fingerprint)
         if features is None:
             log.info("recomputing the vision features of image %r", images[index].id)
+            try:
+                image = images[index].open()
+            except Exception as exc:  # noqa: BLE001 - too late to skip: its pairs are being scored
+                raise RerankInputError(f"image {images[index].id!r}: its cached vision features were dropped "
+                                       f"and it cannot be opened again: {exc}") from exc
             with torch.inference_mode():
-                features = self.model.vision.encode([images[index].open()])[0].detach().to("cpu")
+                features = self.model.vision.encode([image])[0].detach().to("cpu")
             self.features.put(fingerprint, features)
             stats.images_encoded += 1
         return features
