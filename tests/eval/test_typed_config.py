@@ -6,7 +6,7 @@ from typing import Literal, Optional, Union
 
 import pytest
 
-from eval.typed_config import ConfigError, FieldError, apply_overrides, from_dict, load_config, to_dict
+from eval.typed_config import ConfigError, apply_overrides, from_dict, load_config, to_dict
 
 
 @dataclass
@@ -104,17 +104,25 @@ def test_bad_files(tmp_path):
         load_config(Outer, tmp_path / "list.yaml")
 
 
+class KeyedError(ValueError):
+    """The typed_config protocol: a ValueError with a ``key`` attribute (what the stages' configs raise)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 @dataclass
 class Checked:
     """Attributes:
-        size: must be >= 1 (a FieldError naming the field).
+        size: must be >= 1 (a keyed error naming the field).
     """
 
     size: int = 1
 
     def __post_init__(self) -> None:
         if self.size < 1:
-            raise FieldError("size", f"size must be >= 1, got {self.size}")
+            raise KeyedError("size", f"size must be >= 1, got {self.size}")
 
 
 @dataclass
