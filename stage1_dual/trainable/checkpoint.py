@@ -107,7 +107,12 @@ def load_weights_into(model: DualEncoderModel, directory: Path) -> None:
     weights = Path(directory) / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"checkpoint {directory} has no {WEIGHTS_FILE}")
-    result = model.load_state_dict(load_file(str(weights)), strict=False)
+    try:
+        tensors = load_file(str(weights))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own types for truncated / garbled files
+        raise CheckpointError(f"checkpoint weights {weights} are unreadable (truncated or damaged?): "
+                              f"{type(exc).__name__}: {exc}") from exc
+    result = model.load_state_dict(tensors, strict=False)
     missing = set(result.missing_keys) - model.frozen_state_keys()
     if missing or result.unexpected_keys:
         raise CheckpointError(f"checkpoint {directory} does not fit its config: missing {sorted(missing)[:5]}, "

@@ -65,3 +65,11 @@ def test_malformed_sums_file_is_refused(checkpoint):
     (checkpoint / "SHA256SUMS").write_text("not a checksum line\n")
     with pytest.raises(Stage1Error, match="SHA256SUMS.*line 1"):
         _load(checkpoint)
+
+
+def test_truncated_weights_without_sums_are_a_user_error_naming_the_file(checkpoint):
+    (checkpoint / "SHA256SUMS").unlink()
+    weights = checkpoint / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(Stage1Error, match=r"model\.safetensors are unreadable"):
+        _load(checkpoint)

@@ -80,33 +80,33 @@ def overwrite_middle(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("kind,corrupt", [
-    ("images", flip_payload_bytes), ("images", rewrite_with_stale_checksum), ("images", truncate),
-    ("images", overwrite_middle), ("texts", truncate), ("texts", rewrite_with_stale_checksum)],
-    ids=lambda value: getattr(value, "__name__", value))
-def test_damaged_shard_is_recomputed_with_a_warning(clean_run, tmp_path, caplog, kind, corrupt):
+@pytest.mark.parametrize("corrupt", [flip_payload_bytes, rewrite_with_stale_checksum, truncate, overwrite_middle],
+                         ids=lambda corrupt: corrupt.__name__)
+def test_damaged_shards_are_recomputed_with_a_warning(clean_run, tmp_path, caplog, corrupt):
     clean_root, clean = clean_run
     root = tmp_path / "copy"
     shutil.copytree(clean_root, root)
-    shard = _shard(root, kind)
-    before = shard.read_bytes()
-    corrupt(shard)
-    damaged = shard.read_bytes()
-    assert damaged != before
+    shards = {kind: _shard(root, kind) for kind in ("images", "texts")}
+    before = {kind: shard.read_bytes() for kind, shard in shards.items()}
+    for shard in shards.values():
+        corrupt(shard)
+    damaged = {kind: shard.read_bytes() for kind, shard in shards.items()}
+    assert all(damaged[kind] != before[kind] for kind in shards)
 
     with caplog.at_level(logging.WARNING):
         rerun = _run(root)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and str(shard) in r.getMessage()]
-    assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
     assert rerun["metrics"] == clean["metrics"]
-    assert rerun["stage1"][kind]["encoded_items"] == clean["stage1"][kind]["encoded_items"] > 0
-    assert shard.read_bytes() == before  # recomputed and saved again, identical
-    moved = list(shard.parent.glob(shard.name + ".corrupt-*"))
-    assert len(moved) == 1 and moved[0].read_bytes() == damaged  # the damaged file is kept, aside
+    for kind, shard in shards.items():
+        named = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and str(shard) in r.getMessage()]
+        assert len(named) == 1, [r.getMessage() for r in caplog.records]
+        assert rerun["stage1"][kind]["encoded_items"] == clean["stage1"][kind]["encoded_items"] > 0
+        assert shard.read_bytes() == before[kind]  # recomputed and saved again, identical
+        moved = list(shard.parent.glob(shard.name + ".corrupt-*"))
+        assert len(moved) == 1 and moved[0].read_bytes() == damaged[kind]  # the damaged file is kept, aside
 
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         third = _run(root)
     assert not [r for r in caplog.records if "stage1_dual" in r.name and r.levelno >= logging.WARNING]
     assert third["metrics"] == clean["metrics"]
-    assert third["stage1"][kind]["encoded_items"] == 0
+    assert third["stage1"]["images"]["encoded_items"] == third["stage1"]["texts"]["encoded_items"] == 0
