@@ -19,12 +19,13 @@ import hashlib
 import logging
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+
+from stage2_rerank.cache_files import move_aside
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +40,6 @@ def tensor_sha256(features: torch.Tensor) -> str:
     if features.numel():
         digest.update(features.reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()
-
-
-def move_aside(path: Path) -> Path:
-    """Rename a damaged file to ``<name>.corrupt-<UTC time>`` (nothing is deleted); returns the new path."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    counter = 1
-    while target.exists():
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{counter}")
-        counter += 1
-    os.replace(path, target)
-    return target
 
 
 class VisionFeatureCache:

@@ -26,7 +26,7 @@ from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
-from stage2_rerank.feature_cache import move_aside
+from stage2_rerank.cache_files import move_aside
 
 log = logging.getLogger(__name__)
 
