@@ -127,9 +127,6 @@ class RerankerConfig:
                  f"vision_memory_mb must be >= 0, got {self.vision_memory_mb}")
         _require(bool(_DEVICE_PATTERN.match(self.device)), "device",
                  f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
-        for name in ("precision", "vision_precision"):
-            _require(not (self.device == "cpu" and getattr(self, name) == "fp16"), name,
-                     f"{name}=fp16 is not supported on CPU (device: cpu): use fp32 or bf16")
         _require(self.on_bad_input in ("error", "skip"), "on_bad_input",
                  f"on_bad_input must be 'error' or 'skip', got {self.on_bad_input!r}")
         if self.cache_dir is not None:

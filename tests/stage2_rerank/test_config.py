@@ -67,8 +67,9 @@ def test_field_errors_carry_the_key_and_load_time_checks(tmp_path, monkeypatch):
     assert info.value.key == "pair_batch_size" and str(info.value) == "pair_batch_size must be >= 1, got 0"
     with pytest.raises(ConfigFieldError, match="unknown reranker backend 'clip'; known: blip2_itm"):
         RerankerConfig(backend="clip")
-    with pytest.raises(ConfigFieldError, match="fp16 is not supported on CPU"):
-        RerankerConfig(device="cpu", vision_precision="fp16")
+    with pytest.raises(ConfigFieldError, match="fp16 is not supported on CPU") as info:
+        check_loadable(RerankerConfig(device="cpu", vision_precision="fp16"))
+    assert info.value.key == "vision_precision"
     with pytest.raises(ConfigFieldError) as info:
         FusionConfig("rrf", rrf_k=-1)
     assert info.value.key == "rrf_k"
