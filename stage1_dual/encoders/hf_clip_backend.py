@@ -24,7 +24,7 @@ from transformers import (AutoConfig, AutoImageProcessor, AutoTokenizer, Chinese
 from stage1_dual.config import EncoderConfig
 from stage1_dual.encoders.base import EncoderParts, TorchDualEncoder, resolve_device, resolve_precision
 from stage1_dual.encoders.hub import directory_identity, resolve_hub_snapshot
-from stage1_dual.encoders.tokenizer_identity import tokenizer_identity
+from stage1_dual.tokenizer_identity import tokenizer_identity
 from stage1_dual.protocols import ModelNotFoundError, UnknownBackendError
 
 log = logging.getLogger(__name__)

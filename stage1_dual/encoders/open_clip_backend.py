@@ -18,7 +18,7 @@ from stage1_dual.config import EncoderConfig
 from stage1_dual.encoders.base import (EncoderParts, TorchDualEncoder, resolve_device, resolve_precision,
                                        state_dict_digest)
 from stage1_dual.encoders.open_clip_source import OpenClipSource, resolve_open_clip_source
-from stage1_dual.encoders.tokenizer_identity import tokenizer_identity
+from stage1_dual.tokenizer_identity import tokenizer_identity
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from PIL import Image
 from stage1_dual.config import EncoderConfig
 from stage1_dual.encoders.base import EncoderParts, TorchDualEncoder, resolve_device, resolve_precision
 from stage1_dual.encoders.hub import file_identity
-from stage1_dual.encoders.tokenizer_identity import tokenizer_identity
+from stage1_dual.tokenizer_identity import tokenizer_identity
 from stage1_dual.protocols import ModelNotFoundError
 from stage1_dual.trainable.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model_dir, read_checkpoint_config
 from stage1_dual.trainable.model import DualEncoderModel

@@ -1,7 +1,7 @@
 """Frozen-tower features computed once (LiT training) and cached on disk.
 
 Key = sha256 of (code-level ``CACHE_FORMAT``; tower identity: name, weights hash, frozen layers,
-preprocessing, text length; item kind; the items' fingerprints in order: image content hashes or caption
+preprocessing, text length; a text tower's tokenizer by content (``tokenizer_identity``); item kind; the items' fingerprints in order: image content hashes or caption
 strings; storage dtype). Layout::
 
     <root>/<kind>/<key[:24]>/features.safetensors   dense.<name>, ragged.<name>.values/.offsets,
@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from stage1_dual.cache_integrity import READ_ERRORS, CorruptCacheError, arrays_sha256, quarantine
 from stage1_dual.embedding_cache import EmbeddingCache, items_digest
 from stage1_dual.protocols import BadImageError, ImageRef
+from stage1_dual.tokenizer_identity import tokenizer_identity
 from stage1_dual.trainable.image_towers import ImageTower
 from stage1_dual.trainable.towers import Tower
 from stage1_dual.training.feature_table import FeatureTable, table_from_batches
@@ -120,8 +121,11 @@ class FrozenFeatureCache:
         return self._load_or_build(material, lambda: text_feature_batches(tower, texts, batch_size), [], "error")
 
     def _material(self, tower: Tower, kind: str, fingerprints: Any) -> dict[str, Any]:
-        return {"format": CACHE_FORMAT, "kind": kind, "tower": tower.identity(), "dtype": self.dtype,
-                "items": items_digest(fingerprints)}
+        material = {"format": CACHE_FORMAT, "kind": kind, "tower": tower.identity(), "dtype": self.dtype,
+                    "items": items_digest(fingerprints)}
+        if getattr(tower, "tokenizer", None) is not None:  # a text tower's tokenizer, by content
+            material["tokenizer"] = tokenizer_identity(tower.tokenizer)
+        return material
 
     def _load_or_build(self, material: dict[str, Any], batches: Any, skipped: list[dict],
                        on_bad_input: str) -> FeatureTable:

@@ -69,3 +69,23 @@ def test_damaged_entry_is_recomputed_with_a_warning(tower, tmp_path, caplog, nam
     with caplog.at_level(logging.WARNING):
         third.texts(tower, TEXTS, batch_size=2)
     assert third.hits == 1 and not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_changed_tokenizer_vocabulary_is_a_new_key(tmp_path):
+    bert = write_tiny_bert(tmp_path / "bert")
+    build = lambda: build_text_tower(TextTowerConfig(name="minilm", model_dir=str(bert), trainable_layers=1))
+    FrozenFeatureCache(tmp_path / "cache").texts(build(), TEXTS, batch_size=2)
+    vocab = bert / "vocab.txt"  # swap two words' ids: same weights files, other token ids
+    words = vocab.read_text().splitlines()
+    red, blue = words.index("red"), words.index("blue")
+    words[red], words[blue] = words[blue], words[red]
+    vocab.write_text("\n".join(words) + "\n")
+    for stale in bert.glob("tokenizer.json"):
+        stale.unlink()
+    tower, cache = build(), FrozenFeatureCache(tmp_path / "cache")
+    cached = cache.texts(tower, TEXTS, batch_size=2)
+    assert cache.misses == 1 and cache.hits == 0
+    fresh = FrozenFeatureCache(None).texts(tower, TEXTS, batch_size=2)
+    rows = np.arange(len(TEXTS))
+    for key, value in fresh.batch(rows).items():
+        torch.testing.assert_close(cached.batch(rows)[key], value, atol=0, rtol=0)

@@ -2,7 +2,8 @@
 
 ``tokenizer_identity(tok)`` -> ``{"class", "context_length" (open_clip) / "model_max_length" (Hugging Face),
 "content": sha256 of its full serialisation}``. A Hugging Face fast tokenizer is serialised with
-``backend_tokenizer.to_str()`` (vocabulary, merges, normaliser, pre-tokeniser, post-processor, truncation);
+``backend_tokenizer.to_str()`` (vocabulary, merges, normaliser, pre-tokeniser, post-processor; not the
+padding / truncation state that each call sets: the text length is named by the caller's identity);
 a slow one by its sorted vocabulary and init kwargs. open_clip's ``HFTokenizer`` is identified through the
 Hugging Face tokenizer it wraps; its ``SimpleTokenizer`` by its vocabulary (the BPE file bundled with the
 installed open_clip). Never a path or a file time.
@@ -21,8 +22,9 @@ def _sha256(text: str) -> str:
 
 def _hf_content(tokenizer: Any) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        return _sha256(backend.to_str())
+    if backend is not None:  # padding / truncation are per-call state (set by each __call__), not identity
+        state = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("padding", "truncation")}
+        return _sha256(json.dumps(state, sort_keys=True))
     return _sha256(json.dumps({"vocab": sorted(tokenizer.get_vocab().items()),
                                "init": getattr(tokenizer, "init_kwargs", {})}, sort_keys=True, default=str))
 
