@@ -134,3 +134,25 @@ def test_outputs_caught_between_the_fallback_renames_are_restored(tmp_path):
     assert json.loads((final / "results.json").read_text()) == {"previous": True}
     assert staging.name == f".exp.partial-{os.getpid()}" and not list(staging.iterdir())
     assert not old.exists()
+
+
+@pytest.mark.parametrize("atomic_exchange", [True, False])
+def test_commit_swaps_outputs_and_keeps_other_entries(tmp_path, monkeypatch, atomic_exchange):
+    import eval.runner.outputs as outputs
+
+    if not atomic_exchange:
+        monkeypatch.setattr(outputs, "_exchange", lambda a, b: False)
+    final = tmp_path / "exp"
+    (final / "runs").mkdir(parents=True)
+    (final / "runs" / "stage1.t2i.trec.gz").write_bytes(b"old")
+    (final / "results.json").write_text("old", encoding="utf-8")
+    (final / "depth_sweep.png").write_bytes(b"old plot the new run does not draw")
+    (final / "README.md").write_text("notes", encoding="utf-8")
+    staged = StagedOutputs(final)
+    staging = staged.begin()
+    (staging / "results.json").write_text("new", encoding="utf-8")
+    (staging / "runs").mkdir()
+    assert staged.commit() == final
+    assert sorted(p.name for p in final.iterdir()) == ["README.md", "results.json", "runs"]
+    assert (final / "results.json").read_text() == "new" and not list((final / "runs").iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]
