@@ -51,12 +51,10 @@ class Cost:
 
 def hardware_context() -> dict[str, Any]:
     """CPU model, visible GPU names and torch's current CPU thread count: the hardware part of a cost key."""
-    import torch
+    from eval.provenance import hardware
 
-    from eval.provenance import cpu_name
-
-    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
-    return {"cpu": cpu_name(), "gpus": gpus, "torch_threads": torch.get_num_threads()}
+    found = hardware()
+    return {"cpu": found["cpu"], "gpus": found["gpus"], "torch_threads": found["torch_threads"]}
 
 
 def cost_context(computation: str, model: Any, settings: dict[str, Any], dataset: str) -> dict[str, Any]:

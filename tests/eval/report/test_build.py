@@ -50,7 +50,7 @@ def _snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
 def test_report_with_out_writes_only_under_out(tmp_path):
     """`rrbench report A B --out X` leaves A's and B's directories byte- and mtime-identical (issue 18 case 7)."""
     root = tmp_path / "results"
-    paths = [write_results(root / "alpha", make_results("alpha", 0)), write_results(root / "beta", make_results("beta", 1))]
+    paths = [write_results(root / name, make_results(name, seed)) for seed, name in enumerate(("alpha", "beta"))]
     build_report(paths)  # A and B have their own tables and plots, as after `rrbench run`
     before = _snapshot(tmp_path)
     out = tmp_path / "elsewhere" / "X"
