@@ -197,7 +197,16 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
                     lambda stage1=stage1: check_stage1_loadable(stage1))
     if cfg.stage2 is not None:
         check_field(source, "stage2", lambda: check_stage2_loadable(cfg.stage2))
+    check_field(source, "", lambda: _check_output_folders(cfg))
     return cfg
+
+
+def _check_output_folders(cfg: ExperimentConfig) -> None:
+    """output_dir, the results folder and cache_dir must be folders (or not exist yet), not files."""
+    for key, path in (("output_dir", Path(cfg.output_dir)), ("experiment", cfg.results_dir),
+                      ("cache_dir", Path(cfg.cache_dir))):
+        if path.exists() and not path.is_dir():
+            raise FieldError(key, f"{key}: {path} exists and is not a folder")
 
 
 def with_cache_dirs(cfg: ExperimentConfig) -> ExperimentConfig:

@@ -179,12 +179,28 @@ def device_problem(device: str) -> str | None:
     return None
 
 
-def checkpoint_text_limit(model: str) -> int | None:
-    """The Q-Former's ``max_position_embeddings`` of a checkpoint whose config.json is a local file
-    (``model`` a directory); None when that is not knowable without loading anything."""
-    config_file = Path(model).expanduser() / "config.json"
+def _local_config_file(model: str) -> Path | None:
+    """config.json of ``model``: in its directory, or in the local Hugging Face cache for a hub id (no network)."""
+    directory = Path(model).expanduser()
+    if directory.is_dir():
+        return directory / "config.json"
+    if directory.exists():
+        return None
     try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model, "config.json")
+    except Exception:  # not a valid hub id, or no cache: nothing is knowable here
+        return None
+    return Path(cached) if isinstance(cached, str) else None
+
+
+def checkpoint_text_limit(model: str) -> int | None:
+    """The Q-Former's ``max_position_embeddings`` of a checkpoint whose config.json is on disk (a local
+    directory, or a hub id already in the Hugging Face cache); None when not knowable without a download."""
+    config_file = _local_config_file(model)
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file else None
     except (OSError, ValueError):
         return None
     qformer = config.get("qformer_config") if isinstance(config, dict) else None

@@ -181,3 +181,14 @@ def test_text_max_length_within_the_checkpoint_position_embeddings(tmp_path, cap
     line = refused(path, [f"stage2.model={checkpoint}", "stage2.text_max_length=64"], caplog, capsys)
     assert "stage2.text_max_length must be <= 40" in line
     assert load_experiment(path, [f"stage2.model={checkpoint}", "stage2.text_max_length=40"]).stage2.text_max_length == 40
+
+
+def test_output_folders_that_are_files_refused_at_load(tmp_path, caplog, capsys):
+    (tmp_path / "taken").write_text("a file")
+    path = write_config(tmp_path)
+    line = refused(path, [f"output_dir={tmp_path / 'taken'}"], caplog, capsys)
+    assert names_key(line, "output_dir") and "is not a folder" in line
+    line = refused(path, [f"output_dir={tmp_path}", "experiment=taken"], caplog, capsys)
+    assert names_key(line, "experiment") and "is not a folder" in line
+    line = refused(path, [f"cache_dir={tmp_path / 'taken'}"], caplog, capsys)
+    assert names_key(line, "cache_dir") and "is not a folder" in line
