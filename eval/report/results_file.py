@@ -15,7 +15,8 @@ Schema (metrics in percent except MedR/MeanR; latencies in milliseconds per quer
 A setting's metric ``t2i/R@1`` is stored as ``metrics[setting.key + "/t2i/R@1"]``. ``latency_source`` says
 per direction where the latency comes from: ``"this run"`` (measured by the run that wrote the file) or
 ``"ledger"`` (per-item costs an earlier run measured in the same context; tables and plots mark these).
-A direction missing from it counts as measured in the run (files written before the field existed).
+Files written before the field existed get it from their ``costs`` section (``legacy_latency_source``);
+a direction found in neither counts as measured in the run.
 """
 
 from __future__ import annotations
@@ -92,7 +93,26 @@ def _require(data: dict, name: str, kind: type | tuple[type, ...], where: str) -
     return value
 
 
-def _parse_setting(raw: Any, where: str) -> Setting:
+def legacy_latency_source(raw: dict, costs: Any) -> dict[str, str]:
+    """Latency sources of a setting without ``latency_source``, from the file's ``costs`` section: stage 1 t2i
+    = text encoding, i2t = image encoding; a rerank setting adds the pair cost (and, for i2t, the vision cost)."""
+    if not isinstance(costs, dict):
+        return {}
+    tag = f"@{raw['variant']}" if raw.get("variant") else ""
+
+    def source(section: str, name: str) -> str:
+        entry = costs.get(section + tag)
+        entry = entry.get(name) if isinstance(entry, dict) else None
+        return entry.get("source", "this run") if isinstance(entry, dict) else "this run"
+
+    parts = {"t2i": [source("stage1", "text")], "i2t": [source("stage1", "image")]}
+    if raw.get("rule") is not None:
+        parts["t2i"].append(source("stage2", "pair"))
+        parts["i2t"] += [source("stage2", "pair"), source("stage2", "vision_image")]
+    return {d: "ledger" if "ledger" in found else "this run" for d, found in parts.items()}
+
+
+def _parse_setting(raw: Any, where: str, costs: Any = None) -> Setting:
     if not isinstance(raw, dict):
         raise ResultsFileError(f"{where}: should be an object, got {type(raw).__name__}")
     rule = raw.get("rule")
@@ -103,7 +123,8 @@ def _parse_setting(raw: Any, where: str) -> Setting:
     if not isinstance(latency, dict):
         raise ResultsFileError(f"{where}: field 'ms_per_query' should be an object")
     ms_per_query = {str(d): float(v) for d, v in latency.items() if isinstance(v, (int, float))}
-    sources = raw.get("latency_source") or {}
+    sources = raw.get("latency_source")
+    sources = legacy_latency_source(raw, costs) if sources is None else sources
     if not isinstance(sources, dict):
         raise ResultsFileError(f"{where}: field 'latency_source' should be an object")
     return Setting(
@@ -130,7 +151,7 @@ def load_results(path: Path) -> Results:
     if bad:
         raise ResultsFileError(f"{path}: metrics values must be numbers; not: {bad[:3]}")
     raw_settings = _require(data, "settings", list, str(path))
-    settings = [_parse_setting(raw, f"{path}: settings[{i}]") for i, raw in enumerate(raw_settings)]
+    settings = [_parse_setting(raw, f"{path}: settings[{i}]", data.get("costs")) for i, raw in enumerate(raw_settings)]
     keys = [s.key for s in settings]
     if len(set(keys)) != len(keys):
         raise ResultsFileError(f"{path}: settings keys are not unique: {keys}")

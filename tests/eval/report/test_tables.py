@@ -149,3 +149,17 @@ def test_latency_from_the_ledger_is_marked_in_every_table(tmp_path):
     assert set(frame.loc[~frame["setting"].isin(marked), "i2t ms/query source"]) == {"this run"}
     measured = markdown_table([load_results(write_results(tmp_path / "measured", make_results()))])
     assert "†" not in measured and "ledger" not in measured
+
+
+def test_files_without_latency_source_are_marked_from_their_costs(tmp_path):
+    """results.json written before settings carried latency_source: the costs section says what came from the
+    ledger (here the stage-1 image encoding, so every i2t latency and no t2i one)."""
+    data = make_results()
+    data["costs"] = {"stage1": {"text": {"seconds_per_item": 0.001, "source": "this run"},
+                                "image": {"seconds_per_item": 0.002, "source": "ledger"}},
+                     "stage2": {"pair": {"seconds_per_item": 0.003, "source": "this run"},
+                                "vision_image": {"seconds_per_item": 0.004, "source": "this run"}}}
+    results = load_results(write_results(tmp_path, data))
+    assert all(not s.latency_measured("i2t") and s.latency_measured("t2i") for s in results.settings)
+    rows = markdown_body(markdown_table([results]))
+    assert all(row[-1].endswith("†") and not row[-2].endswith("†") for row in rows)
