@@ -26,15 +26,13 @@ import io
 import json
 import logging
 import os
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from stage1_dual.cache_integrity import READ_ERRORS, CorruptCacheError, arrays_sha256, quarantine
+from stage1_dual.cache_integrity import CorruptCacheError, arrays_sha256, quarantine
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +110,7 @@ class CacheEntry:
                 shard = ShardData(embeddings=data["embeddings"], positions=data["positions"],
                                   skipped=json.loads(str(data["skipped_json"])))
                 stored = str(data["sha256"])
-        except (zipfile.BadZipFile, zlib.error, *READ_ERRORS) as exc:
+        except Exception as exc:  # noqa: BLE001 - BadZipFile, zlib/struct errors, ValueError, EOFError, OSError, ...
             raise CorruptCacheError(f"embedding cache shard {path} is unreadable: {type(exc).__name__}: {exc}",
                                     path) from exc
         problem = self._check(index, shard, stored, dim)
