@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
@@ -28,6 +27,7 @@ import torch
 from numpy.lib.format import open_memmap
 from tqdm.auto import tqdm
 
+from stage2_rerank.cache_files import move_aside
 from stage2_rerank.protocols import ImageRef, RerankInputError, VisionFeatureProvider
 
 log = logging.getLogger(__name__)
@@ -125,12 +125,8 @@ def load_feature_store(directory: Path) -> FeatureStore:
 
 
 def _move_aside(path: Path, problem: str) -> None:
-    """Rename a damaged store file to ``<name>.corrupt-<UTC time>`` (kept) and log one WARNING naming it."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    target, suffix = path.with_name(f"{path.name}.corrupt-{stamp}"), 1
-    while target.exists():
-        target, suffix = path.with_name(f"{path.name}.corrupt-{stamp}-{suffix}"), suffix + 1
-    os.replace(path, target)
+    """Set a damaged store file aside (``cache_files.move_aside``: kept, renamed) and log one WARNING naming it."""
+    target = move_aside(path)
     log.warning("%s; moved it aside to %s and recomputing the store", problem, target)
 
 
