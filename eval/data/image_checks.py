@@ -89,7 +89,8 @@ class VerifiedImageCache:
         return VerifiedImageCache(cache_dir / "verified_images" / f"{digest}.json")
 
     def is_verified(self, path: Path, key: list[int] | None) -> bool:
-        return key is not None and self.entries.get(str(path), [])[:2] == key
+        entry = self.entries.get(str(path))
+        return key is not None and isinstance(entry, list) and len(entry) == 3 and entry[:2] == key
 
     def pixels(self, path: Path) -> int:
         return self.entries[str(path)][2]
