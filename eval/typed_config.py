@@ -8,8 +8,9 @@ Contract:
   attribute (the dotted field path relative to that dataclass: :class:`FieldError`, or the stages' own
   equivalents, which cannot import ``eval``) is reported under the full dotted key:
   ``exp.yaml: stage2.pair_batch_size must be >= 1, got 0`` when the message starts with the key,
-  ``exp.yaml: key 'stage2.backend': <message>`` otherwise; any other ``ValueError``/``TypeError`` is reported with the section's key. Inside an
-  ``Optional``/``Union`` field the section's own error is kept, never replaced by "expected ...".
+  ``exp.yaml: key 'stage2.backend': <message>`` otherwise; any other ``ValueError``/``TypeError`` is
+  reported with the section's key. Inside an ``Optional``/``Union`` field the section's own error is
+  kept, never replaced by "expected ...".
 - Numbers must be finite (``.nan`` and ``.inf`` are refused).
 - Overrides are ``"key.sub=value"`` strings; the value is parsed as YAML (``k=10``, ``x=[1,5]``,
   ``flag=true``, ``name=foo``) and applied to the raw mapping before validation, so an override is
