@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Union
 
-Precision = Literal["auto", "fp32", "fp16", "bf16"]
+Precision = Literal["auto", "fp32", "fp16", "bf16", "fp64"]
 PreprocessMode = Literal["model", "seed_rule"]
 IndexType = Literal["flat", "ivfpq", "hnsw", "torch"]
 OnBadInput = Literal["error", "skip"]
@@ -61,7 +61,9 @@ class EncoderConfig:
             (state dict, ``.pt``/``.bin``/``.safetensors``); None = random weights (seeded by ``seed``).
         revision: hub revision (branch, tag or commit) for hub ids; None = the default branch.
         precision: ``auto`` = fp16 autocast on CUDA, fp32 on CPU; ``fp16``/``bf16`` autocast on CUDA
-            only (CPU always runs fp32; the effective precision is part of the cache key).
+            only (CPU always runs fp32; the effective precision is part of the cache key). ``fp64``: the
+            model runs in float64 on any device and its embeddings are stored as float32, so CPUs with other
+            instruction sets (AVX2, AVX-512) give the same embeddings (the demo's setting; slow on most GPUs).
         device: ``auto`` (cuda if available, else cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; a device this
             machine does not have is refused when the config loads.
         batch_size: images or texts per forward pass.
@@ -92,8 +94,8 @@ class EncoderConfig:
     def __post_init__(self) -> None:
         _require(bool(self.backend), "backend", "backend must be a non-empty backend name")
         _require(bool(self.model and self.model.strip()), "model", "model must be a non-empty model name or path")
-        _require(self.precision in ("auto", "fp32", "fp16", "bf16"), "precision",
-                 f"precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
+        _require(self.precision in ("auto", "fp32", "fp16", "bf16", "fp64"), "precision",
+                 f"precision must be auto, fp32, fp16, bf16 or fp64, got {self.precision!r}")
         _require(bool(_DEVICE_PATTERN.match(self.device)), "device",
                  f"device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
         _require(self.batch_size >= 1, "batch_size", f"batch_size must be >= 1, got {self.batch_size}")

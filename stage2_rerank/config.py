@@ -19,11 +19,11 @@ from typing import Literal, Optional
 
 import torch
 
-Precision = Literal["auto", "fp32", "fp16", "bf16"]
+Precision = Literal["auto", "fp32", "fp16", "bf16", "fp64"]
 OnBadInput = Literal["error", "skip"]
 FusionRuleName = Literal["itm", "itm+itc", "alpha", "rrf", "residual"]
 
-TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 BACKEND_NAMES: tuple[str, ...] = ("blip2_itm",)
@@ -66,7 +66,9 @@ class RerankerConfig:
             the feature grid the Q-Former cross-attends to; ``None`` = the backend's own (``"blip2_vit"`` for
             ``blip2_itm``: the checkpoint's ViT-g incl. its post-layernorm); an unknown name is refused.
         precision: Q-Former + heads dtype. ``auto`` = fp16 on CUDA, fp32 on CPU. fp16 is refused on CPU;
-            any reduced precision must be backed by a parity report against fp32 (see ``parity.py``).
+            any reduced precision must be backed by a parity report against fp32 (see ``parity.py``). ``fp64``
+            (with ``vision_precision: fp64``): scores computed in float64 and stored as float32, so CPUs with
+            other instruction sets (AVX2, AVX-512) give the same scores (the demo's setting; slow on most GPUs).
         vision_precision: vision tower dtype; ``auto`` = fp16 on CUDA, fp32 on CPU (fp16 refused on CPU).
         text_max_length: captions are truncated to this many tokens incl. [CLS]/[SEP] (LAVIS uses 35); at least 3,
             and at most the Q-Former's ``max_position_embeddings`` when the checkpoint's config.json is on disk.
@@ -79,7 +81,7 @@ class RerankerConfig:
         cache_dir: root of the on-disk caches (pair scores in ``scores.sqlite``, spilled vision features in
             ``vision_features/``); ``None`` = no score cache, spills go to a temporary directory.
         vision_memory_mb: vision features kept in RAM up to this size; beyond it they are spilled to disk in
-            fp16 (features read back from disk are therefore fp16-rounded).
+            the dtype they were computed in, checksummed (lossless: a spilled image scores exactly as one in RAM).
         cache_cross_attention_kv: compute each image's cross-attention keys/values once per Q-Former layer
             and reuse them for all its pairs (exact; see ``qformer_scorer.QFormerItm.cross_attention_kv``).
         kv_chunk_mb: device memory for the features + cached K/V of one group ("chunk") of images scored
@@ -116,7 +118,8 @@ class RerankerConfig:
                  "(or null for the backend's own)")
         for name in ("precision", "vision_precision"):
             value = getattr(self, name)
-            _require(value in ("auto", *TORCH_DTYPES), name, f"{name} must be one of auto, fp32, fp16, bf16; got {value!r}")
+            _require(value in ("auto", *TORCH_DTYPES), name,
+                     f"{name} must be one of auto, fp32, fp16, bf16, fp64; got {value!r}")
         for name in ("text_max_length", "pair_batch_size", "vision_batch_size", "kv_chunk_mb"):
             _require(getattr(self, name) >= 1, name, f"{name} must be >= 1, got {getattr(self, name)}")
         _require(self.text_max_length >= MIN_TEXT_LENGTH, "text_max_length",

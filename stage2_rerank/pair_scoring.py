@@ -138,7 +138,7 @@ def score_missing_pairs(model: "RerankerModel", features_of: Callable[[int], tor
                 else:
                     logits = scorer.itm_logits(ids, mask, features=features.index_select(0, local))
                 sims = itc_scores(image_embeds.index_select(0, local), text_embeds.index_select(0, caps))
-                on_batch(sel, logits.float().cpu().numpy(), sims.cpu().numpy())
+                on_batch(sel, logits.float().cpu().numpy(), sims.float().cpu().numpy())
                 stats.qformer_batches += 1
                 bar.update(len(sel))
 

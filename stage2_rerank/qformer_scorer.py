@@ -227,4 +227,5 @@ class QFormerItm(nn.Module):
 
 def itc_scores(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
     """Per pair ``b``: max over queries of ``image_embeds[b] @ text_embeds[b]``; ``[B, Q, E] x [B, E] -> [B]``."""
-    return torch.einsum("bqe,be->bq", image_embeds.float(), text_embeds.float()).max(dim=1).values
+    dtype = torch.promote_types(image_embeds.dtype, torch.float32)  # fp16/bf16 -> fp32; fp64 stays fp64
+    return torch.einsum("bqe,be->bq", image_embeds.to(dtype), text_embeds.to(dtype)).max(dim=1).values

@@ -35,7 +35,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """Effective autocast precision: fp16/bf16 only on CUDA (auto = fp16 there); fp32 elsewhere."""
+    """Effective precision: fp16/bf16 autocast only on CUDA (auto = fp16 there), fp32 elsewhere; ``fp64``
+    (the whole model in float64) on any device."""
+    if precision == "fp64":
+        return "fp64"
     if device.type != "cuda":
         if precision in ("fp16", "bf16"):
             log.warning("precision %s requested on %s: running fp32 (autocast only on CUDA)", precision, device)
@@ -78,6 +81,8 @@ class TorchDualEncoder:
                  identity: dict[str, Any], embed_dim: int, image_size: tuple[int, int],
                  image_mean: Sequence[float], image_std: Sequence[float]) -> None:
         self.model = model.to(device).eval()
+        if precision == "fp64":
+            self.model = self.model.to(dtype=torch.float64)
         self.device = device
         self.precision = precision
         self.identity = dict(identity)
@@ -122,20 +127,31 @@ class TorchDualEncoder:
             return torch.autocast(device_type="cuda", dtype=_AUTOCAST_DTYPES[self.precision])
         return contextlib.nullcontext()
 
+    def _to_model(self, tensor: torch.Tensor) -> torch.Tensor:
+        """An input on the model's device; floating inputs in float64 when the model runs in fp64."""
+        if self.precision == "fp64" and tensor.is_floating_point():
+            return tensor.to(self.device, dtype=torch.float64)
+        return tensor.to(self.device, non_blocking=True)
+
+    def _normalised(self, features: torch.Tensor) -> torch.Tensor:
+        """L2-normalised in the compute dtype (at least float32), returned as float32 on CPU."""
+        features = features if features.dtype == torch.float64 else features.float()
+        return F.normalize(features, dim=-1).float().cpu()
+
     @torch.no_grad()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """``[B, 3, H, W]`` -> float32 CPU ``[B, embed_dim]``, L2-normalised rows."""
         with self._autocast():
-            features = self.image_features(pixels.to(self.device, non_blocking=True))
-        return F.normalize(features.float(), dim=-1).cpu()
+            features = self.image_features(self._to_model(pixels))
+        return self._normalised(features)
 
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """B strings -> float32 CPU ``[B, embed_dim]``, L2-normalised rows."""
-        tokens = {k: v.to(self.device) for k, v in self.tokenize(list(texts)).items()}
+        tokens = {k: self._to_model(v) for k, v in self.tokenize(list(texts)).items()}
         with self._autocast():
             features = self.text_features(tokens)
-        return F.normalize(features.float(), dim=-1).cpu()
+        return self._normalised(features)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.fingerprint()}, device={self.device}, precision={self.precision})"

@@ -79,3 +79,17 @@ def test_truncation_to_text_max_length(tiny_config, tiny_images, tiny_checkpoint
     assert lengths.tolist() == [8, 8]
     np.testing.assert_allclose(scores.itm_logits, ref_itm, atol=TOL, rtol=0)
     np.testing.assert_allclose(scores.itm_logits[0], scores.itm_logits[1], atol=1e-6)
+
+
+def test_fp64_scores_match_fp32_and_come_back_as_float32(tiny_config, tiny_images):
+    """precision/vision_precision fp64 (the demo's CPU-independent setting): same scores as fp32 up to float32
+    rounding, returned as float32."""
+    captions = ["a red circle", "the blue square next to a big dog", "tiny"]
+    pairs = np.array([[i, j] for i in range(3) for j in range(3)])
+    with load_reranker(tiny_config()) as fp32, load_reranker(tiny_config(precision="fp64",
+                                                                         vision_precision="fp64")) as fp64:
+        assert fp64.model.scorer.dtype == torch.float64
+        a, b = (r.score_pairs(tiny_images[:3], captions, pairs, progress=False) for r in (fp32, fp64))
+    assert b.itm_logits.dtype == np.float32 and b.itc.dtype == np.float32
+    np.testing.assert_allclose(b.itm_logits, a.itm_logits, atol=1e-4)
+    np.testing.assert_allclose(b.itc, a.itc, atol=1e-5)
