@@ -3,57 +3,18 @@
 import json
 from pathlib import Path
 
-import open_clip
 import pytest
 import torch
 
 from eval.experiment_config import ExperimentConfig, load_experiment
 from eval.runner.experiment import run_experiment
 from eval.trec import read_qrels
-from stage2_rerank.random_checkpoint import save_random_checkpoint, tiny_blip2_itm_config
-
-TINY_CLIP = {
-    "embed_dim": 16,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
-    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-}
-RULES = ["itm", "itm+itc", "alpha", "rrf"]
-DEPTHS = [0, 1, 5, 10]
+from tests.tiny_experiment import DEPTHS, RULES, WORDS, write_tiny_experiment
 
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory) -> tuple[Path, list[str]]:
-    root = tmp_path_factory.mktemp("e2e")
-    (root / "rrbench-e2e-clip.json").write_text(json.dumps(TINY_CLIP))
-    open_clip.add_model_config(root / "rrbench-e2e-clip.json")
-    words = ("a an the of to on at in and is there with its left right above below under over next beside "
-             "small large big little red green blue yellow purple orange white black gray grey pink brown cyan "
-             "circle square triangle star cross diamond hexagon shape shapes picture image scene one two three "
-             "side top bottom middle center centre sits placed positioned lies appears found it which while "
-             "has contains shows showing ,").split()
-    save_random_checkpoint(root / "blip2", tiny_blip2_itm_config(image_size=32, vocab_size=256), words, seed=0)
-    config = root / "tiny.yaml"
-    config.write_text(f"""
-experiment: tiny
-threads: 1
-output_dir: {root / 'results'}
-cache_dir: {root / 'cache'}
-dataset:
-  format: synthetic
-  split: test
-  synthetic: {{num_train: 4, num_val: 4, num_test: 12, image_size: 32, seed: 3}}
-stage1:
-  depth: 20
-  encoder: {{backend: open_clip, model: rrbench-e2e-clip, batch_size: 16, num_workers: 0}}
-  index: {{type: flat}}
-stage2:
-  model: {root / 'blip2'}
-  pair_batch_size: 64
-ablation:
-  depths: {DEPTHS}
-  rules: {RULES}
-""")
-    return config, words
+    return write_tiny_experiment(tmp_path_factory.mktemp("e2e")), WORDS
 
 
 def test_config_round_trip(experiment):
