@@ -21,6 +21,13 @@ from eval.report.tables import write_tables
 
 logger = logging.getLogger(__name__)
 
+EXAMPLES = """\
+examples:
+  rrbench report results/demo/results.json --out /tmp/demo_report   # one experiment's tables and plots
+  rrbench report results/demo/results.json results/flickr8k_lite/results.json --out /tmp/compare
+  rrbench report results/*/results.json                # outputs next to each file, comparison in results/comparison
+"""
+
 
 def default_comparison_dir(results_paths: list[Path]) -> Path:
     """``<common parent of the files' directories>/comparison`` (``results/comparison`` for ``results/*/results.json``)."""
@@ -91,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str]) -> int:
     """Stand-alone entry point: ``python -m eval.report.build results/*/results.json [--out DIR]``."""
-    parser = argparse.ArgumentParser(prog="rrbench report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="rrbench report", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     return run(parser.parse_args(argv))
