@@ -1,8 +1,8 @@
 """The ``rrbench`` command line: one subcommand per job, each implemented in its own module.
 
 Every subcommand module exposes ``add_arguments(parser)``, ``run(args) -> int`` and ``EXAMPLES`` (example
-command lines its ``--help`` ends with); the table below maps names to modules. Command modules import heavy libraries (torch, models) inside ``run`` only, so
-``rrbench --help`` stays fast.
+command lines its ``--help`` ends with); the table below maps names to modules. Command modules import heavy
+libraries (torch, models) inside ``run`` only, so ``rrbench --help`` stays fast.
 """
 
 from __future__ import annotations

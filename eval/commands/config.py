@@ -17,7 +17,8 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", help="experiment YAML to validate and print resolved")
     parser.add_argument("overrides", nargs="*", help="key.sub=value overrides")
-    parser.add_argument("--doc", action="store_true", help="print every config field (type, default, meaning) as plain text")
+    parser.add_argument("--doc", action="store_true",
+                        help="print every config field (type, default, meaning) as plain text")
 
 
 def run(args: argparse.Namespace) -> int:
