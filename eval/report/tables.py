@@ -9,16 +9,22 @@ over all rows would compare numbers that are not comparable), and the caption sa
 A latency not measured by the run itself (``latency_source`` ``ledger``: per-item costs an earlier run
 measured in the same context) carries a dagger (``†`` / ``$^\dagger$``) explained under the table; the CSV
 has a ``<direction> ms/query source`` column per latency column.
+
+Rendering is pandas': Markdown through ``DataFrame.to_markdown`` (tabulate's ``pipe`` format), LaTeX through
+``Styler.to_latex(hrules=True)`` (booktabs rules, grouped headers as ``\multicolumn``, bold as ``\textbf`` set by
+the Styler); this module decides what the cells hold.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from eval.report.results_file import Results, flatten
@@ -149,6 +155,11 @@ def _cells(frame: pd.DataFrame, bold: str, dagger: str) -> list[list[str]]:
     ]
 
 
+def _label_fields(merged: bool) -> list[tuple[str, str]]:
+    """(frame column, header) of the label columns left of the numbers."""
+    return [("experiment", "Experiment"), ("setting", "Setting")] if merged else [("setting", "Setting")]
+
+
 def _footer_items(results: Results) -> list[tuple[str, list[tuple[str, str]]]]:
     sections = [("counts", results.counts), ("timings", results.timings), ("provenance", results.provenance)]
     out = []
@@ -166,20 +177,22 @@ def markdown_table(results_list: Sequence[Results]) -> str:
     """A Markdown table (best per column in ``**bold**``) with a caption and a counts/timings/provenance footer."""
     frame = results_frame(results_list)
     merged = len(results_list) > 1
-    label_headers = ["Experiment", "Setting"] if merged else ["Setting"]
-    headers = label_headers + [c.name for c in COLUMNS]
+    labels = _label_fields(merged)
     names = ", ".join(r.experiment for r in results_list)
     title = f"Comparison: {names}" if merged else names
+    shown = pd.DataFrame(
+        [[_md_escape(frame.at[i, field]) for field, _ in labels] + cells
+         for i, cells in zip(frame.index, _cells(frame, "**{}**", "†"))],
+        columns=[header for _, header in labels] + [c.name for c in COLUMNS],
+    )
+    table = shown.to_markdown(index=False, tablefmt="pipe", disable_numparse=True,
+                              colalign=["left"] * len(labels) + ["right"] * len(COLUMNS))
     lines = [
         f"**{_md_escape(title)}** — R@K, MRR, mAP in %; rsum = sum of R@1/5/10 of both directions; "
         f"latency in ms per query; {bold_note(merged)}.",
         "",
-        "| " + " | ".join(headers) + " |",
-        "|" + "|".join([":---"] * len(label_headers) + ["---:"] * len(COLUMNS)) + "|",
+        table,
     ]
-    for i, cells in zip(frame.index, _cells(frame, "**{}**", "†")):
-        labels = [frame.at[i, "experiment"], frame.at[i, "setting"]] if merged else [frame.at[i, "setting"]]
-        lines.append("| " + " | ".join([_md_escape(x) for x in labels] + cells) + " |")
     if any_from_ledger(frame):
         lines += ["", f"† {LEDGER_NOTE}."]
     for results in results_list:
@@ -213,24 +226,13 @@ def _label_name(text: str) -> str:
 def latex_table(results_list: Sequence[Results]) -> str:
     """A booktabs LaTeX table (``\\toprule``/``\\midrule``/``\\bottomrule``), best per column in ``\\textbf``.
 
-    Needs ``\\usepackage{booktabs}``; counts, timings and provenance follow as ``%`` comment lines.
+    Needs ``\\usepackage{booktabs}``; counts, timings and provenance follow as ``%`` comment lines. Rendered by
+    ``Styler.to_latex``; a ``\\cmidrule`` under each header group and, in a merged table, a ``\\midrule`` between
+    experiments (each experiment's rows and their bold best form one block) are added to its output.
     """
     frame = results_frame(results_list)
     merged = len(results_list) > 1
-    num_labels = 2 if merged else 1
-    groups: list[tuple[str, int]] = []  # consecutive header groups and their widths
-    for column in COLUMNS:
-        if groups and groups[-1][0] == column.group:
-            groups[-1] = (column.group, groups[-1][1] + 1)
-        else:
-            groups.append((column.group, 1))
-    group_cells, rules, start = [], [], num_labels + 1
-    for name, width in groups:
-        group_cells.append(rf"\multicolumn{{{width}}}{{c}}{{{latex_escape(name)}}}" if name else "")
-        if name:
-            rules.append(rf"\cmidrule(lr){{{start}-{start + width - 1}}}")
-        start += width
-    label_headers = ["Experiment", "Setting"] if merged else ["Setting"]
+    labels = _label_fields(merged)
     names = ", ".join(r.experiment for r in results_list)
     caption = (
         f"Retrieval results ({latex_escape(names)}). R@K, MRR and mAP in \\%; rsum is the sum of R@1, R@5 and "
@@ -241,35 +243,49 @@ def latex_table(results_list: Sequence[Results]) -> str:
         caption += f" $^\\dagger$ {latex_escape(LEDGER_NOTE[0].upper() + LEDGER_NOTE[1:])}."
     if counts:
         caption += f" Counts: {counts}."
-    lines = [
-        r"\begin{table}[t]",
-        r"\centering",
-        r"\small",
-        r"\setlength{\tabcolsep}{4pt}",
-        r"\begin{tabular}{" + "l" * num_labels + "r" * len(COLUMNS) + "}",
-        r"\toprule",
-        " & ".join([""] * num_labels + group_cells) + r" \\",
-        " ".join(rules),
-        " & ".join(label_headers + [latex_escape(c.short) for c in COLUMNS]) + r" \\",
-        r"\midrule",
-    ]
-    for i, cells in zip(frame.index, _cells(frame, r"\textbf{{{}}}", r"$^\dagger$")):
-        labels = [frame.at[i, "experiment"], frame.at[i, "setting"]] if merged else [frame.at[i, "setting"]]
-        if merged and i != frame.index[0] and frame.at[i, "experiment"] != frame.at[i - 1, "experiment"]:
-            lines.append(r"\midrule")  # each experiment's rows (and their bold best) form one block
-        lines.append(" & ".join([latex_escape(x) for x in labels] + cells) + r" \\")
-    lines += [
-        r"\bottomrule",
-        r"\end{tabular}",
-        rf"\caption{{{caption}}}",
-        rf"\label{{tab:{_label_name(results_list[0].experiment if not merged else 'comparison')}}}",
-        r"\end{table}",
-    ]
+    columns = pd.MultiIndex.from_tuples([("", header) for _, header in labels]
+                                        + [(latex_escape(c.group), latex_escape(c.short)) for c in COLUMNS])
+    shown = pd.DataFrame(
+        [[latex_escape(frame.at[i, field]) for field, _ in labels] + cells
+         for i, cells in zip(frame.index, _cells(frame, "{}", r"$^\dagger$"))],
+        columns=columns,
+    )
+    best = best_mask(frame).to_numpy()
+    bold = np.hstack([np.zeros((len(frame), len(labels)), dtype=bool), best])
+    styler = shown.style.hide(axis="index").apply(
+        lambda data: pd.DataFrame(np.where(bold, "textbf: --rwrap;", ""), index=data.index, columns=data.columns),
+        axis=None,
+    )
+    styler.set_table_styles([{"selector": "small", "props": ":;"},
+                             {"selector": "setlength", "props": r":{\tabcolsep}{4pt};"}])
+    tex = styler.to_latex(
+        hrules=True, column_format="l" * len(labels) + "r" * len(COLUMNS), multicol_align="c",
+        caption=caption, position="t", position_float="centering",
+        label=f"tab:{_label_name(results_list[0].experiment if not merged else 'comparison')}",
+    )
+    lines = tex.splitlines()
+    lines.insert(lines.index(r"\toprule") + 2, _group_rules(len(labels)))
+    if merged:
+        first_row = lines.index(r"\midrule") + 1
+        starts = [k for k, i in enumerate(frame.index) if k and frame.at[i, "experiment"] != frame.at[i - 1, "experiment"]]
+        for k in reversed(starts):
+            lines.insert(first_row + k, r"\midrule")
     for results in results_list:
         for title, items in _footer_items(results):
             lines.append(f"% {results.experiment} {title}:")
             lines += [f"%   {key}: {value}".replace("\n", " ") for key, value in items]
     return "\n".join(lines) + "\n"
+
+
+def _group_rules(num_labels: int) -> str:
+    """``\\cmidrule(lr){a-b}`` under each named header group (columns counted from 1, labels first)."""
+    rules, start = [], num_labels + 1
+    for group, members in itertools.groupby(COLUMNS, key=lambda c: c.group):
+        width = len(list(members))
+        if group:
+            rules.append(rf"\cmidrule(lr){{{start}-{start + width - 1}}}")
+        start += width
+    return " ".join(rules)
 
 
 def write_tables(results_list: Sequence[Results], out_dir: Path, stem: str = "table") -> list[Path]:

@@ -181,3 +181,28 @@ def test_files_without_latency_source_are_marked_from_their_costs(tmp_path):
     assert all(not s.latency_measured("i2t") and s.latency_measured("t2i") for s in results.settings)
     rows = markdown_body(markdown_table([results]))
     assert all(row[-1].endswith("†") and not row[-2].endswith("†") for row in rows)
+
+
+def test_rendered_by_pandas_with_the_hand_written_layout(results_path):
+    """Markdown from DataFrame.to_markdown and LaTeX from Styler.to_latex keep the layout the hand-written tables had
+    (issue 19 item 9): left-aligned labels, right-aligned numbers as displayed (no re-parsing by tabulate), grouped
+    LaTeX headers with a cmidrule under each group, booktabs rules, the bold set by the Styler."""
+    results = load_results(results_path)
+    md = markdown_table([results]).splitlines()
+    header = md.index(next(line for line in md if line.startswith("| Setting")))
+    cells = [cell.strip() for cell in md[header].strip("|").split("|")]
+    assert cells == ["Setting"] + [c.name for c in COLUMNS]
+    align = md[header + 1].strip("|").split("|")
+    assert align[0].startswith(":") and not align[0].endswith(":")
+    assert all(a.endswith(":") and not a.startswith(":") for a in align[1:])
+    tex = latex_table([results]).splitlines()
+    top = tex.index(r"\toprule")
+    assert tex[top + 1] == (r" & \multicolumn{3}{c}{Text-to-image} & \multicolumn{3}{c}{Image-to-text} &  & "
+                            r"\multicolumn{2}{c}{Text-to-image} & \multicolumn{2}{c}{Image-to-text} & "
+                            r"\multicolumn{2}{c}{Latency (ms/query)} \\")
+    assert tex[top + 2] == (r"\cmidrule(lr){2-4} \cmidrule(lr){5-7} \cmidrule(lr){9-10} \cmidrule(lr){11-12} "
+                            r"\cmidrule(lr){13-14}")
+    assert tex[top + 3] == "Setting & " + " & ".join(c.short for c in COLUMNS) + r" \\"
+    assert tex[top + 4] == r"\midrule"
+    assert tex.index(r"\begin{tabular}{l" + "r" * len(COLUMNS) + "}") < top
+    assert any(r"\textbf{" in line for line in tex[top:]) and not any(r"\bfseries" in line for line in tex)
