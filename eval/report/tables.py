@@ -7,11 +7,11 @@ Several experiments merge into one table with an ``experiment`` column; "best" i
 experiment's rows only, never across experiments (they may differ in dataset, split and hardware, so a best
 over all rows would compare numbers that are not comparable), and the caption says so.
 A latency not measured by the run itself (``latency_source`` ``ledger``: per-item costs an earlier run
-measured in the same context) carries a dagger (``†`` / ``$^\dagger$``) explained under the table; the CSV
+measured in the same context) carries a dagger (``†`` / ``$^\\dagger$``) explained under the table; the CSV
 has a ``<direction> ms/query source`` column per latency column.
 
 Rendering is pandas': Markdown through ``DataFrame.to_markdown`` (tabulate's ``pipe`` format), LaTeX through
-``Styler.to_latex(hrules=True)`` (booktabs rules, grouped headers as ``\multicolumn``, bold as ``\textbf`` set by
+``Styler.to_latex(hrules=True)`` (booktabs rules, grouped headers as ``\\multicolumn``, bold as ``\\textbf`` set by
 the Styler); this module decides what the cells hold.
 """
 
