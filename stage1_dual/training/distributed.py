@@ -7,6 +7,14 @@ itself. Each process then computes the same global loss; data-parallel gradient 
 tower/projection gradients the global-loss gradients divided by the number of processes (the
 logit-scale gradient is exact). With one process both functions return their input unchanged.
 Every process must contribute the same number of rows (the trainer drops incomplete batches).
+
+Why not ``torch.distributed.nn.functional.all_gather`` (open_clip's ``gather_with_grad=True``): its backward is a
+reduce-scatter that sums every process's gradient into the local rows, so with the same loss on every process the
+local rows get P times the gradient above (the tower gradients after averaging become the exact global-loss
+gradient, not it divided by P): a different training behaviour for multi-process runs. It also needs a
+``torch.distributed`` process group (``accelerator.gather`` works on every accelerate backend) and torch 2.14 marks
+it deprecated in favour of the private ``torch.distributed._functional_collectives``.
+``tests/stage1_dual/training/test_distributed_processes.py`` checks both gathers in two real processes.
 """
 
 from __future__ import annotations
