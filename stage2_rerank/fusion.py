@@ -58,11 +58,18 @@ class CandidateScores:
 
 
 def minmax_per_query(scores: np.ndarray) -> np.ndarray:
-    """Each row scaled to [0, 1] by its min and max (NaN ignored); a constant row becomes 0.5."""
+    """Each row scaled to [0, 1] by the min and max of its finite entries; a row whose finite entries are all equal
+    gives 0.5 there. Non-finite entries (NaN, the ``-inf`` stage-1 score of a padding slot when a query has fewer
+    candidates than k) give NaN and do not move the others' scale."""
     scores = np.asarray(scores, dtype=np.float64)
-    low = np.nanmin(scores, axis=1, keepdims=True)
-    span = np.nanmax(scores, axis=1, keepdims=True) - low
-    return np.where(span > 0, (scores - low) / np.where(span > 0, span, 1.0), 0.5)
+    finite = np.isfinite(scores)
+    masked = np.where(finite, scores, np.inf)
+    low = masked.min(axis=1, keepdims=True)
+    high = np.where(finite, scores, -np.inf).max(axis=1, keepdims=True)
+    span = np.where(np.isfinite(low) & (high > low), high - low, 0.0)
+    low = np.where(np.isfinite(low), low, 0.0)
+    scaled = np.where(span > 0, (np.where(finite, scores, low) - low) / np.where(span > 0, span, 1.0), 0.5)
+    return np.where(finite, scaled, np.nan)
 
 
 def descending_ranks(values: np.ndarray) -> np.ndarray:

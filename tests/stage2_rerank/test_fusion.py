@@ -132,3 +132,18 @@ def test_residual_rule_adds_the_scaled_stage1_score_to_the_itm_logit_gap():
     assert ranked.tolist() == [[11, 10, 12]]
     with pytest.raises(ValueError, match="stage1_scale"):
         FusionConfig("residual", stage1_scale=-1.0)
+
+
+def test_alpha_reranks_a_query_with_padding_slots():
+    """A query with fewer candidates than k has padding slots (stage-1 score -inf, no stage-2 score): its real
+    candidates are still reranked by the fused score and the padding goes last (before: the whole row was NaN and
+    silently kept stage-1 order)."""
+    stage1 = np.array([[0.9, 0.5, -np.inf]])
+    logits = np.array([[[0.0, -3.0], [0.0, 3.0], [np.nan, np.nan]]], dtype=np.float32)
+    stage2 = CandidateScores(logits, np.zeros((1, 3), dtype=np.float32))
+    fused = fused_scores(stage2, stage1, FusionConfig(rule="alpha", alpha=0.5))
+    assert np.isfinite(fused[0, :2]).all() and np.isnan(fused[0, 2])
+    ids = np.array([[10, 11, -1]])
+    assert rerank_at_depth(ids, stage1, stage2, 3, FusionConfig(rule="alpha", alpha=0.9)).tolist() == [[11, 10, -1]]
+    scaled = minmax_per_query(np.array([[2.0, 1.0, np.nan, -np.inf], [1.0, 1.0, -np.inf, np.inf]]))
+    np.testing.assert_array_equal(scaled, [[1.0, 0.0, np.nan, np.nan], [0.5, 0.5, np.nan, np.nan]])
