@@ -17,7 +17,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("stage1_dual", "stage2_rerank", "eval")
 TRAINING = "stage2_rerank.training"
-MAY_IMPORT_TRAINING = (TRAINING, "stage2_rerank.bench")
+MAY_IMPORT_TRAINING = (TRAINING, "stage2_rerank.bench", "eval.itm_training")
+"""The only modules that may import ``stage2_rerank.training``: itself, stage-2 benchmarks and eval's training
+recipes (which join data and both stages)."""
 
 
 def module_name(path: Path) -> str:
@@ -127,12 +129,28 @@ def test_a_stage_never_imports_eval_or_the_other_stage(stage):
     assert bad == []
 
 
-def test_stage2_inference_never_imports_training():
-    """Only ``stage2_rerank.training`` itself, ``stage2_rerank.bench`` and ``eval`` (which orchestrates training
-    recipes) may import ``stage2_rerank.training``."""
-    bad = [f"{name}:{line} imports {target}" for name in MODULES if name.startswith("stage2_rerank")
-           and not name.startswith(MAY_IMPORT_TRAINING)
-           for target, _, line in imports_of(name) if target == TRAINING or target.startswith(TRAINING + ".")]
+def in_package(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == package or name.startswith(package + ".") for package in packages)
+
+
+def test_only_training_code_imports_stage2_training():
+    bad = [f"{name}:{line} imports {target}" for name in MODULES if not in_package(name, MAY_IMPORT_TRAINING)
+           for target, _, line in imports_of(name) if in_package(target, (TRAINING,))]
+    assert bad == []
+
+
+def test_inference_never_reaches_training():
+    """Nothing outside ``MAY_IMPORT_TRAINING`` reaches ``stage2_rerank.training`` through any chain of imports
+    (stage-2 inference, the experiment runner, competition mode, the CLI)."""
+    graph = edges()
+    bad = []
+    for start in sorted(name for name in MODULES if not in_package(name, MAY_IMPORT_TRAINING)):
+        seen, todo = {start}, [start]
+        while todo:
+            for nxt in graph[todo.pop()] - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        bad += [f"{start} reaches {name}" for name in sorted(seen) if in_package(name, (TRAINING,))][:1]
     assert bad == []
 
 
@@ -147,3 +165,7 @@ def test_private_names_stay_in_their_package():
             if private and not imported.startswith("__") and home != package:
                 bad.append(f"{name}:{line} imports {target}{'.' + imported if imported else ''}")
     assert bad == []
+
+
+def test_stage2_value_types_import_nothing_from_the_package():
+    assert [target for target, _, _ in imports_of("stage2_rerank.types")] == []
