@@ -1,4 +1,4 @@
-"""Feature store, top-k candidates, in-memory reranking, conv grid files, provider resolution."""
+"""Feature store, top-k candidates, in-memory reranking, caption order."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import pytest
 import torch
 
 from stage2_rerank.config import FusionConfig
-from stage2_rerank.protocols import RerankerLoadError, RerankInputError
+from stage2_rerank.protocols import RerankInputError
 from stage2_rerank.training.feature_store import cached_features
 from stage2_rerank.training.validation import candidates_from_similarity, rerank_in_memory, top_candidates
-from stage2_rerank.vision import VISION_PROVIDERS, make_vision_provider
-from stage2_rerank.vision.conv_grid import ConvGrid, ConvGridConfig, load_conv_grid, save_conv_grid
 from tests.stage2_rerank.training.helpers import tiny_feature_data, tiny_trainable
 
 
@@ -84,23 +82,6 @@ def test_rerank_in_memory_keeps_depth_semantics():
     np.testing.assert_array_equal(t2i[:, 3:], candidates.t2i_ids[:, 3:])  # below depth: stage-1 order
     np.testing.assert_array_equal(np.sort(t2i[:, :3], axis=1), np.sort(candidates.t2i_ids[:, :3], axis=1))
     assert (t2i[:, :3] != candidates.t2i_ids[:, :3]).any()  # the ITM really reordered something
-
-
-def test_conv_grid_files_round_trip(tmp_path):
-    grid = ConvGrid(ConvGridConfig(image_size=32, widths=(8, 16), feature_dim=12, groups=4))
-    save_conv_grid(grid, tmp_path)
-    loaded = load_conv_grid(tmp_path)
-    x = torch.randn(2, 3, 32, 32)
-    torch.testing.assert_close(loaded(x), grid.eval()(x), atol=0, rtol=0)
-    assert loaded(x).shape == (2, 64, 12)  # 32 px / (2 * 2) = 8 -> 64 tokens
-    with pytest.raises(RerankerLoadError, match="conv_grid"):
-        load_conv_grid(tmp_path / "missing")
-
-
-def test_new_providers_are_registered_and_unknown_names_list_them():
-    assert {"efficientnet_lite0", "efficientnet_lite2", "conv_grid"} <= set(VISION_PROVIDERS)
-    with pytest.raises(ValueError, match="conv_grid.*efficientnet_lite0"):
-        make_vision_provider("resnet", None)
 
 
 def test_grouped_caption_order_is_a_permutation_that_keeps_groups_together():
