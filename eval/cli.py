@@ -1,8 +1,8 @@
 """The ``rrbench`` command line: one subcommand per job, each implemented in its own module.
 
-Every subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``; the table below
-maps names to modules. Command modules import heavy libraries (torch, models) inside ``run`` only, so
-``rrbench --help`` stays fast.
+Every subcommand module exposes ``add_arguments(parser)``, ``run(args) -> int`` and ``EXAMPLES`` (example
+command lines its ``--help`` ends with); the table below maps names to modules. Command modules import heavy
+libraries (torch, models) inside ``run`` only, so ``rrbench --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -22,6 +22,15 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "config": ("eval.commands.config", "validate an experiment config and print it resolved, or document every field"),
 }
 
+EXAMPLES = """\
+examples:
+  rrbench run configs/demo.yaml                      # the demo experiment, outputs in results/demo/
+  rrbench report results/demo/results.json --out /tmp/demo_report
+  rrbench config --doc                               # every config key
+
+'rrbench COMMAND --help' shows each command's options and examples.
+"""
+
 OWN_LOGGERS = ("eval", "stage1_dual", "stage2_rerank", "rrbench")
 """Top-level logger names of rrbench's packages (and of the CLI's own messages)."""
 
@@ -30,13 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rrbench",
         description="Two-stage image-text retrieval benchmark: dual-encoder retrieval, ITM reranking, evaluation.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging for rrbench, INFO for libraries")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module = importlib.import_module(module_name)
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text, epilog=module.EXAMPLES,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
         sub_parser.set_defaults(_module=module_name)
-        importlib.import_module(module_name).add_arguments(sub_parser)
+        module.add_arguments(sub_parser)
     return parser
 
 

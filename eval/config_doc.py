@@ -2,7 +2,8 @@
 
 Each field is documented once, next to its definition; ``config_reference(cls)`` walks nested
 dataclasses and returns one row per dotted key (key, type, default, text), which ``rrbench config
---doc`` prints and a test uses to check that no field is undocumented.
+--doc`` prints (``render_text``: plain text, the docstrings' reST markup removed, wrapped to a width)
+and a test uses to check that no field is undocumented.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import textwrap
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -87,9 +89,68 @@ def config_reference(cls: type, prefix: str = "") -> list[FieldDoc]:
 
 
 def render_reference(rows: list[FieldDoc]) -> str:
-    """Markdown table of the config reference."""
+    """Markdown table of the config reference (reST markup of the docstrings turned into Markdown code spans)."""
     out = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
     for row in rows:
-        text = row.text.replace("|", "\\|")
+        text = plain_text(row.text, code="`{}`").replace("|", "\\|")
         out.append(f"| `{row.key}` | {row.type.replace('|', '/')} | {row.default.replace('|', '/')} | {text} |")
     return "\n".join(out)
+
+
+_ROLE = re.compile(r":[\w:.+-]+:`([^`]+)`")  # :class:`~a.b.C`, :func:`f`, :py:meth:`title <a.b>`
+_LITERAL = re.compile(r"``(.+?)``(?!`)")  # ``x``
+_DEFAULT_ROLE = re.compile(r"(?<![\w`])`([^`\s](?:[^`]*[^`\s])?)`_{0,2}(?![\w`])")  # `x`, `link`_
+_STRONG = re.compile(r"(?<![\w*])\*\*(\S(?:[^*]*\S)?)\*\*(?![\w*])")  # **x**
+_EMPHASIS = re.compile(r"(?<![\w*])\*(\S(?:[^*]*\S)?)\*(?![\w*])")  # *x*, not the "a * b" of a formula
+
+
+def _role_target(match: re.Match) -> str:
+    """What Sphinx shows for a role: the title of ``title <target>``, the last part of ``~a.b.C``."""
+    content = match.group(1).strip()
+    titled = re.fullmatch(r"(.+?)\s*<[^<>]+>", content)
+    if titled:
+        return titled.group(1)
+    content = content.lstrip("!")
+    return content.rsplit(".", 1)[-1] if content.startswith("~") else content
+
+
+def plain_text(text: str, code: str = "{}") -> str:
+    """``text`` with its reST inline markup removed: ````x```` -> ``x``, ``:class:`~a.b.C``` -> ``C``,
+    ``:func:`a.f``` -> ``a.f``, ``*x*`` -> ``x``. ``code`` formats what was code (``"`{}`"`` for Markdown)."""
+    text = _ROLE.sub(lambda m: code.format(_role_target(m).lstrip("~")), text)
+    text = _LITERAL.sub(lambda m: code.format(m.group(1)), text)
+    if code == "{}":
+        text = _DEFAULT_ROLE.sub(lambda m: m.group(1), text)
+    text = _STRONG.sub(lambda m: m.group(1), text)
+    return _EMPHASIS.sub(lambda m: m.group(1), text)
+
+
+def _plain_default(default: str) -> str:
+    """A default as a reader writes it in YAML: ``PosixPath('a/b')`` -> ``'a/b'``; a section's ``{...}`` -> a
+    pointer to its keys."""
+    if default == "{...}":
+        return "its keys below"
+    return re.sub(r"^(?:Posix|Windows)?Path\((.*)\)$", r"\1", default)
+
+
+def _plain_type(type_name: str) -> str:
+    """``Literal['a', 'b']`` -> ``'a' | 'b'``; other type names unchanged."""
+    return re.sub(r"Literal\[([^\[\]]*)\]", lambda m: " | ".join(p.strip() for p in m.group(1).split(",")), type_name)
+
+
+def render_text(rows: list[FieldDoc], width: int = 88) -> str:
+    """The config reference as plain text (what ``rrbench config --doc`` prints): per key a heading line, its
+    type and default, and its meaning without reST markup, wrapped to ``width`` columns."""
+    body = textwrap.TextWrapper(width=width, initial_indent="    ", subsequent_indent="    ",
+                                break_long_words=False, break_on_hyphens=False)
+    meta = textwrap.TextWrapper(width=width, initial_indent="    ", subsequent_indent="        ",
+                                break_long_words=False, break_on_hyphens=False)
+    out = ["Experiment config keys: dotted path, type, default, meaning. Set them in the YAML file",
+           "(nested sections) or on the command line as key.sub=value.", ""]
+    for row in rows:
+        default = "required" if row.default == "(required)" else f"default: {_plain_default(row.default)}"
+        out.append(row.key)
+        out += meta.wrap(f"type: {_plain_type(row.type)}; {default}")
+        out += body.wrap(plain_text(row.text)) if row.text else ["    (undocumented)"]
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"

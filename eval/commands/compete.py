@@ -12,6 +12,13 @@ import json
 import sys
 from pathlib import Path
 
+EXAMPLES = """\
+examples:
+  rrbench compete --data DIR --out OUT               # built-in defaults
+  rrbench compete --data DIR --out OUT --config configs/compete/teddy2024_zh_lite.yaml --threads 1
+  rrbench compete --data DIR --out OUT files.images=/data/ImageData finetune.enabled=true
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, help="competition folder (task CSVs + ImageData/)")

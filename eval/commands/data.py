@@ -11,6 +11,13 @@ import argparse
 import json
 import sys
 
+EXAMPLES = """\
+examples:
+  rrbench data configs/demo.yaml                     # summary and skipped items of the demo's dataset
+  rrbench data configs/flickr8k_lite.yaml split=val limit=100
+  rrbench data configs/flickr8k_lite.yaml on_bad_input=skip   # list every bad item instead of stopping
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="experiment YAML or dataset-only YAML")

@@ -8,6 +8,13 @@ import sys
 
 log = logging.getLogger(__name__)
 
+EXAMPLES = """\
+examples:
+  rrbench run configs/demo.yaml                      # the shipped demo: tables, plots, results.json
+  rrbench run configs/demo.yaml stage1.depth=50 ablation.depths=[1,5,20]
+  rrbench run configs/flickr8k_lite.yaml threads=2 output_dir=/tmp/runs
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="experiment YAML (e.g. configs/demo.yaml)")

@@ -1,10 +1,12 @@
 """Rebuild tables and plots from saved results.json files: ``rrbench report results/*/results.json [--out DIR]``.
 
 One file: ``table.md``, ``table.tex``, ``table.csv`` and the plots (PNG + PDF) next to it, or in ``--out``.
-Several files: the same for each, plus one comparison table (``table.*`` with an ``experiment`` column).
-With ``--out X`` everything is written under X (the comparison in X, each experiment's tables and plots in
-``X/<experiment>/``) and nothing beside the input files changes; without it each experiment's outputs are
-rebuilt next to its file and the comparison goes to ``comparison/`` beside the files' common parent directory.
+Several files: the same for each, plus a comparison: one table (``table.*`` with an ``experiment`` column, the
+best of each column bold within each experiment only) and the plots ``depth_sweep`` and ``quality_latency`` with
+every experiment in one figure. With ``--out X`` everything is written under X (the comparison in X, each
+experiment's tables and plots in ``X/<experiment>/``) and nothing beside the input files changes; without it
+each experiment's outputs are rebuilt next to its file and the comparison goes to ``comparison/`` beside the
+files' common parent directory.
 """
 
 from __future__ import annotations
@@ -15,11 +17,18 @@ import os
 import sys
 from pathlib import Path
 
-from eval.report.plots import write_plots
+from eval.report.plots import write_comparison_plots, write_plots
 from eval.report.results_file import load_results
 from eval.report.tables import write_tables
 
 logger = logging.getLogger(__name__)
+
+EXAMPLES = """\
+examples:
+  rrbench report results/demo/results.json --out /tmp/demo_report   # one experiment's tables and plots
+  rrbench report results/demo/results.json results/flickr8k_lite/results.json --out /tmp/compare
+  rrbench report results/*/results.json                # outputs next to each file, comparison in results/comparison
+"""
 
 
 def default_comparison_dir(results_paths: list[Path]) -> Path:
@@ -34,11 +43,11 @@ def _folder_name(experiment: str) -> str:
 
 
 def build_report(results_paths: list[Path], out_dir: Path | None = None) -> list[Path]:
-    """Write tables and plots for each results file, and a merged table when there are several.
+    """Write tables and plots for each results file, and a merged table and plots when there are several.
 
     Args:
         results_paths: results.json files.
-        out_dir: None: each file's outputs go next to it, the merged comparison table (several files) to
+        out_dir: None: each file's outputs go next to it, the comparison table and plots (several files) to
             ``default_comparison_dir``. Given: every output goes under it and nothing else is written (one
             file: its outputs in ``out_dir``; several: the comparison in ``out_dir``, each experiment's
             outputs in ``out_dir/<experiment>``).
@@ -66,7 +75,8 @@ def build_report(results_paths: list[Path], out_dir: Path | None = None) -> list
     if len(loaded) > 1:
         target = Path(out_dir) if out_dir is not None else default_comparison_dir([r.path for r in loaded])
         written += write_tables(loaded, target)
-        logger.info("comparison table of %d experiments written to %s", len(loaded), target)
+        written += write_comparison_plots(loaded, target)
+        logger.info("comparison table and plots of %d experiments written to %s", len(loaded), target)
     return written
 
 
@@ -76,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=None,
         help="write every output under DIR and nothing next to the input files: one file: its tables and "
-        "plots; several: the comparison table in DIR, each experiment's tables and plots in DIR/<experiment> "
+        "plots; several: the comparison table and plots in DIR, each experiment's tables and plots in DIR/<experiment> "
         "(default: outputs next to each file, comparison in <results root>/comparison)",
     )
 
@@ -91,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str]) -> int:
     """Stand-alone entry point: ``python -m eval.report.build results/*/results.json [--out DIR]``."""
-    parser = argparse.ArgumentParser(prog="rrbench report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="rrbench report", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     return run(parser.parse_args(argv))

@@ -83,6 +83,14 @@ class Results:
         """``metrics[setting.key + "/" + name]``, NaN when absent."""
         return float(self.metrics.get(f"{setting.key}/{name}", math.nan))
 
+    @property
+    def dataset(self) -> str:
+        """``"<name>, <split>"`` of the dataset as ``counts.dataset`` records it; "" when the file does not."""
+        entry = self.counts.get("dataset") if isinstance(self.counts, dict) else None
+        if not isinstance(entry, dict):
+            return ""
+        return ", ".join(str(entry[key]) for key in ("name", "split") if entry.get(key))
+
 
 def _require(data: dict, name: str, kind: type | tuple[type, ...], where: str) -> Any:
     if name not in data:

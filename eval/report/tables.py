@@ -3,7 +3,9 @@
 Columns: t2i R@1/5/10, i2t R@1/5/10, rsum, MRR and mAP per direction, ms per query per direction.
 The best value of each column is bold in Markdown and LaTeX (highest for quality, lowest for
 latency; every row that ties with the best at display precision is bold). CSV holds the raw values.
-Several experiments merge into one table with an ``experiment`` column; "best" is then over all rows.
+Several experiments merge into one table with an ``experiment`` column; "best" is then taken within each
+experiment's rows only, never across experiments (they may differ in dataset, split and hardware, so a best
+over all rows would compare numbers that are not comparable), and the caption says so.
 A latency not measured by the run itself (``latency_source`` ``ledger``: per-item costs an earlier run
 measured in the same context) carries a dagger (``†`` / ``$^\dagger$``) explained under the table; the CSV
 has a ``<direction> ms/query source`` column per latency column.
@@ -112,15 +114,25 @@ def any_from_ledger(frame: pd.DataFrame) -> bool:
 
 
 def best_mask(frame: pd.DataFrame) -> pd.DataFrame:
-    """Boolean frame over the COLUMNS: True where the displayed value equals the column's best."""
+    """Boolean frame over the COLUMNS: True where the displayed value equals the best of its column among the
+    rows of the same experiment (a merged table marks one best per experiment, none across experiments)."""
     mask = pd.DataFrame(False, index=frame.index, columns=[c.name for c in COLUMNS])
-    for column in COLUMNS:
-        values = frame[column.name]
-        if values.isna().all():
-            continue
-        best = values.min() if column.latency else values.max()
-        mask[column.name] = [column.display(v) == column.display(best) for v in values]
+    for _, rows in frame.groupby("experiment", sort=False):
+        for column in COLUMNS:
+            values = rows[column.name]
+            if values.isna().all():
+                continue
+            best = values.min() if column.latency else values.max()
+            mask.loc[rows.index, column.name] = [column.display(v) == column.display(best) for v in values]
     return mask
+
+
+def bold_note(merged: bool) -> str:
+    """What the bold marks, for a caption."""
+    if not merged:
+        return "best per column in bold"
+    return ("best per column within each experiment in bold; no best is marked across experiments, which may "
+            "differ in dataset, split and hardware")
 
 
 def _cells(frame: pd.DataFrame, bold: str, dagger: str) -> list[list[str]]:
@@ -159,8 +171,8 @@ def markdown_table(results_list: Sequence[Results]) -> str:
     names = ", ".join(r.experiment for r in results_list)
     title = f"Comparison: {names}" if merged else names
     lines = [
-        f"**{title}** — R@K, MRR, mAP in %; rsum = sum of R@1/5/10 of both directions; "
-        "latency in ms per query; best per column in bold.",
+        f"**{_md_escape(title)}** — R@K, MRR, mAP in %; rsum = sum of R@1/5/10 of both directions; "
+        f"latency in ms per query; {bold_note(merged)}.",
         "",
         "| " + " | ".join(headers) + " |",
         "|" + "|".join([":---"] * len(label_headers) + ["---:"] * len(COLUMNS)) + "|",
@@ -222,7 +234,7 @@ def latex_table(results_list: Sequence[Results]) -> str:
     names = ", ".join(r.experiment for r in results_list)
     caption = (
         f"Retrieval results ({latex_escape(names)}). R@K, MRR and mAP in \\%; rsum is the sum of R@1, R@5 and "
-        "R@10 of both directions; latency in ms per query. Best value per column in bold."
+        f"R@10 of both directions; latency in ms per query; {latex_escape(bold_note(merged))}."
     )
     counts = "; ".join(f"{latex_escape(k)}: {latex_escape(v)}" for r in results_list for k, v in flatten(r.counts))
     if any_from_ledger(frame):
@@ -243,6 +255,8 @@ def latex_table(results_list: Sequence[Results]) -> str:
     ]
     for i, cells in zip(frame.index, _cells(frame, r"\textbf{{{}}}", r"$^\dagger$")):
         labels = [frame.at[i, "experiment"], frame.at[i, "setting"]] if merged else [frame.at[i, "setting"]]
+        if merged and i != frame.index[0] and frame.at[i, "experiment"] != frame.at[i - 1, "experiment"]:
+            lines.append(r"\midrule")  # each experiment's rows (and their bold best) form one block
         lines.append(" & ".join([latex_escape(x) for x in labels] + cells) + r" \\")
     lines += [
         r"\bottomrule",

@@ -1,17 +1,20 @@
-"""build_report / main: one results.json -> outputs next to it; several -> also a merged comparison table."""
+"""build_report / main: one results.json -> outputs next to it; several -> also a merged comparison table and
+comparison plots."""
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from eval.cli import main as cli_main
 from eval.report.build import build_report, main
 
-from .conftest import make_results, write_results
+from .conftest import DEPTHS, RULES, make_results, write_results
 
 TABLES = {"table.md", "table.tex", "table.csv"}
 PLOT_FILES = {f"{name}.{ext}" for name in ("recall_curves", "depth_sweep", "quality_latency") for ext in ("png", "pdf")}
+COMPARISON_FILES = TABLES | {f"{name}.{ext}" for name in ("depth_sweep", "quality_latency") for ext in ("png", "pdf")}
 
 
 def test_single_file_writes_everything_next_to_it(results_path):
@@ -27,7 +30,7 @@ def test_merge_two_experiments(tmp_path):
     paths = [write_results(root / "alpha", make_results("alpha", 0)), write_results(root / "beta", make_results("beta", 1))]
     written = build_report(paths)
     comparison = root / "comparison"
-    assert {p.name for p in written if p.parent == comparison} == TABLES
+    assert {p.name for p in written if p.parent == comparison} == COMPARISON_FILES
     for path in paths:
         assert {p.name for p in written if p.parent == path.parent} == TABLES | PLOT_FILES
     frame = pd.read_csv(comparison / "table.csv")
@@ -38,7 +41,7 @@ def test_merge_two_experiments(tmp_path):
 def test_cli_main_with_out_dir(tmp_path, results_path):
     second = write_results(tmp_path / "results" / "beta", make_results("beta", 3))
     assert main([str(results_path), str(second), "--out", str(tmp_path / "cmp")]) == 0
-    assert {p.name for p in (tmp_path / "cmp").iterdir()} == TABLES | {"demo", "beta"}
+    assert {p.name for p in (tmp_path / "cmp").iterdir()} == COMPARISON_FILES | {"demo", "beta"}
     for name in ("demo", "beta"):  # each experiment's tables and plots go under --out too
         assert {p.name for p in (tmp_path / "cmp" / name).iterdir()} == TABLES | PLOT_FILES
 
@@ -60,10 +63,73 @@ def test_report_with_out_writes_only_under_out(tmp_path):
     added = {name for name in after if name not in before}
     assert not changed
     assert added and all(Path(tmp_path / name).is_relative_to(out) for name in added)
-    assert {p.name for p in out.iterdir()} == TABLES | {"alpha", "beta"}
+    assert {p.name for p in out.iterdir()} == COMPARISON_FILES | {"alpha", "beta"}
 
 
 def test_duplicate_experiment_names_are_an_error(tmp_path):
     paths = [write_results(tmp_path / d, make_results("same", 0)) for d in ("a", "b")]
     with pytest.raises(ValueError, match="same"):
         build_report(paths)
+
+
+def _titles(figure) -> str:
+    parts = [figure._suptitle.get_text()] if figure._suptitle is not None else []
+    return " | ".join(parts + [ax.get_title() for ax in figure.axes])
+
+
+def test_every_plot_title_names_its_own_experiment(tmp_path, monkeypatch):
+    """`rrbench report A B --out X`: each experiment's plots (X/<name>/) are titled with its own name only; the
+    comparison plots (X/) with both (issue 19 item 8)."""
+    import eval.report.plots as plots
+
+    saved: dict[Path, str] = {}
+    real_save = plots._save
+
+    def recording_save(figure, out_stem):
+        saved[out_stem] = _titles(figure)
+        return real_save(figure, out_stem)
+
+    monkeypatch.setattr(plots, "_save", recording_save)
+    paths = [write_results(tmp_path / name, make_results(name, seed)) for seed, name in enumerate(("alpha", "beta"))]
+    out = tmp_path / "X"
+    build_report(paths, out)
+    assert {stem.relative_to(out).as_posix() for stem in saved} == {
+        f"{folder}{name}" for folder in ("", "alpha/", "beta/") for name in ("depth_sweep", "quality_latency")
+    } | {"alpha/recall_curves", "beta/recall_curves"}
+    for stem, title in saved.items():
+        folder = stem.parent.name
+        if folder in ("alpha", "beta"):
+            other = "beta" if folder == "alpha" else "alpha"
+            assert folder in title and other not in title, (stem, title)
+        else:
+            assert "alpha" in title and "beta" in title, (stem, title)
+
+
+def test_comparison_plots_are_drawn_from_the_json(tmp_path):
+    """The comparison depth sweep holds, per experiment and fusion rule, exactly that file's rsum by depth, in the
+    experiment's colour; the legend names every experiment with its dataset, and the comparison figures keep
+    their legends outside the axes."""
+    from eval.report.plots import comparison_depth_sweep_figure, comparison_quality_latency_figure
+    from eval.report.results_file import load_results
+
+    data = {name: make_results(name, seed, num_images=60 + 30 * seed) for seed, name in enumerate(("alpha", "beta"))}
+    data["beta"]["counts"]["dataset"] = {"name": "other-set", "split": "val"}
+    loaded = [load_results(write_results(tmp_path / name, d)) for name, d in data.items()]
+    figure = comparison_depth_sweep_figure(loaded)
+    rsum_ax = figure.axes[2]
+    drawn = sorted(tuple(np.round(line.get_ydata(), 6)) for line in rsum_ax.lines if len(line.get_xdata()) > 2)
+    expected = sorted(
+        tuple(np.round([d["metrics"][f"stage2/{rule}/k={k}/rsum"] for k in DEPTHS], 6))
+        for d in data.values() for rule in RULES
+    )
+    assert drawn == expected
+    colours = {line.get_color() for line in rsum_ax.lines}
+    assert len(colours) == 2  # one colour per experiment
+    legend_texts = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert "alpha" in legend_texts and "beta (other-set, val)" in legend_texts
+    figure = comparison_quality_latency_figure(loaded)
+    figure.draw_without_rendering()
+    renderer = figure.canvas.get_renderer()
+    legend = figure.axes[0].get_legend()
+    assert not legend.get_window_extent(renderer).overlaps(figure.axes[0].get_window_extent(renderer))
+    assert any(t.get_text().startswith("beta (other-set, val)") for t in legend.get_texts())

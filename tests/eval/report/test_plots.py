@@ -1,5 +1,8 @@
 """Plots from a results.json fixture: PNG and PDF written, PNGs open with PIL at a sane size."""
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -69,3 +72,65 @@ def test_quality_latency_draws_ledger_latencies_hollow(tmp_path):
 
     measured = quality_latency_figure(load_results(write_results(tmp_path / "m", make_results())))
     assert LEDGER_LEGEND not in [t.get_text() for t in measured.axes[0].get_legend().get_texts()]
+
+
+REPO = Path(__file__).resolve().parents[3]
+DEMO_RESULTS = REPO / "results" / "demo" / "results.json"
+
+
+def _label_layout(figure):
+    """(axes, renderer, label boxes, legend box) of a drawn quality/latency figure, in display pixels."""
+    figure.draw_without_rendering()
+    renderer = figure.canvas.get_renderer()
+    ax = figure.axes[0]
+    labels = [(text.get_text(), text.get_window_extent(renderer)) for text in ax.texts]
+    return ax, renderer, labels, ax.get_legend().get_window_extent(renderer)
+
+
+def _marker_centres(ax):
+    centres = []
+    for line in ax.lines:
+        if line.get_marker() not in ("None", None, ""):
+            centres += [tuple(p) for p in ax.transData.transform(np.column_stack(line.get_data()))]
+    return centres
+
+
+@pytest.mark.parametrize("source", ["demo", "fixture"])
+def test_quality_latency_keeps_legend_off_the_points_and_labels_apart(tmp_path, source):
+    """On the demo's committed results.json (and the fixture): the legend is outside the axes, so it covers no
+    point; no two point labels overlap, none overlaps the legend or a marker, every label stays inside the axes
+    and every depth of the run is labelled (issue 19 item 8)."""
+    from eval.report.plots import quality_latency_figure
+
+    path = DEMO_RESULTS if source == "demo" else write_results(tmp_path, make_results())
+    results = load_results(path)
+    ax, renderer, labels, legend = _label_layout(quality_latency_figure(results))
+    frame = ax.get_window_extent(renderer)
+    assert not legend.overlaps(frame)  # outside the axes: off every point by construction
+    assert not any(legend.contains(x, y) for x, y in _marker_centres(ax))
+    boxes = [box for _, box in labels]
+    for i, (text, box) in enumerate(labels):
+        assert not box.overlaps(legend), text
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, text
+        for other_text, other in labels[i + 1:]:
+            assert not box.overlaps(other), (text, other_text)
+        for x, y in _marker_centres(ax):
+            assert not box.contains(x, y), (text, x, y)
+    depths = {s.depth for s in results.settings if s.rule is not None}
+    written = " ".join(text for text, _ in labels)
+    assert all(f"k={k}" in written for k in depths) and "stage 1" in written
+    assert len(boxes) == len(set((round(x), round(y)) for x, y in _marker_centres(ax)))  # one label per point
+
+
+def test_coincident_points_share_one_label(tmp_path):
+    """In the demo every rule's k=1 lands on one point (and alpha's and rrf's k=2 on another): one label each, in
+    the shared colour the legend explains; a point of one rule keeps its rule's colour."""
+    from eval.report.plots import SHARED_LABEL_COLOR, SHARED_LEGEND, quality_latency_figure
+
+    ax = quality_latency_figure(load_results(DEMO_RESULTS)).axes[0]
+    texts = [(t.get_text(), t.get_color()) for t in ax.texts]
+    names = [text for text, _ in texts]
+    assert names.count("k=1") == 1 and names.count("k=2") == 3  # shared by all; itm; itm+itc; alpha = rrf
+    assert ("k=1", SHARED_LABEL_COLOR) in texts and ("k=2", SHARED_LABEL_COLOR) in texts
+    assert names.count("k=20") == 4 and all(color != SHARED_LABEL_COLOR for text, color in texts if text == "k=20")
+    assert SHARED_LEGEND in [t.get_text() for t in ax.get_legend().get_texts()]

@@ -77,20 +77,38 @@ def test_csv_holds_raw_values_without_markup(tmp_path, results_path, results_dat
     assert frame.loc[0, "i2t ms/query"] == pytest.approx(2.0)
 
 
-def test_merged_table_has_experiment_column_and_global_best(tmp_path):
+def test_merged_table_bolds_the_best_within_each_experiment_only(tmp_path):
+    """Experiments in one merged table may differ in dataset and hardware: each gets its own best per column,
+    no best is marked across them, and both captions say so (issue 19 item 8)."""
     first = make_results("alpha", seed=0)
-    second = make_results("beta", seed=1)
+    second = make_results("beta", seed=1, num_images=60)  # another dataset: other sizes, other numbers
     loaded = [load_results(write_results(tmp_path / name, data)) for name, data in (("a", first), ("b", second))]
     frame = results_frame(loaded)
     assert list(frame["experiment"].unique()) == ["alpha", "beta"]
     assert len(frame) == len(first["settings"]) + len(second["settings"])
-    md_rows = markdown_body(markdown_table(loaded))
+    md = markdown_table(loaded)
+    md_rows = markdown_body(md)
+    tex = latex_table(loaded)
+    tex_rows = [line for line in tex.splitlines() if line.startswith(("alpha &", "beta &"))]
     assert md_rows[0][:2] == ["alpha", "stage 1 (dual encoder)"]
-    rsum_position = 2 + [c.name for c in COLUMNS].index("rsum")
-    bold_rows = [i for i, row in enumerate(md_rows) if row[rsum_position].startswith("**")]
-    best = frame["rsum"].idxmax()
-    assert bold_rows == [best]  # one best row over both experiments
-    assert r"\multicolumn" in latex_table(loaded) and "Experiment & Setting" in latex_table(loaded)
+    assert len(md_rows) == len(tex_rows) == len(frame)
+    for offset, column in enumerate(COLUMNS, start=2):
+        expected = set()
+        for experiment, data in (("alpha", first), ("beta", second)):
+            start = int(frame.index[frame["experiment"] == experiment][0])
+            expected |= {start + i for i in expected_bold_rows(data, column)}
+        md_bold = {i for i, row in enumerate(md_rows) if row[offset].startswith("**")}
+        tex_bold = {i for i, row in enumerate(tex_rows) if row.split(" & ")[offset].startswith(r"\textbf")}
+        assert md_bold == expected == tex_bold, column.name
+    rsum = [c.name for c in COLUMNS].index("rsum") + 2
+    bold_experiments = [row[0] for row in md_rows if row[rsum].startswith("**")]
+    assert sorted(set(bold_experiments)) == ["alpha", "beta"]  # one best per experiment, not one over both
+    assert "best per column within each experiment in bold; no best is marked across experiments" in md
+    assert "best per column within each experiment in bold; no best is marked across experiments" in tex
+    assert r"\multicolumn" in tex and "Experiment & Setting" in tex
+    assert tex.count(r"\midrule") == 2  # under the header and between the two experiments
+    single = markdown_table(loaded[:1])
+    assert "best per column in bold." in single and "within each experiment" not in single
 
 
 def test_missing_values_and_special_characters(tmp_path):
