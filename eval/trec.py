@@ -7,14 +7,23 @@ gzip headers carry mtime 0 and no file name, so identical content gives byte-ide
 - run:   ``qid Q0 docid rank score tag``: one line per candidate, rank 1-based, best first.
 - qrels: ``qid 0 docid 1``: one line per relevant (query, item) pair.
 
+Reading the compressed run files as written: ``zcat stage1.t2i.trec.gz | head`` shows them; ranx reads them
+directly (``ranx.Run.from_file("stage1.t2i.trec.gz")``); trec_eval reads plain text only, so decompress
+first: ``zcat stage1.t2i.trec.gz > stage1.t2i.trec && trec_eval -c -m all_trec qrels.t2i.txt stage1.t2i.trec``.
+
 Ids may hold any non-whitespace characters (Chinese included); an id that is empty or contains
 whitespace (anything ``str.isspace`` accepts, e.g. U+3000) is a ValueError, since the readers split on it.
 
 trec_eval and ranx order each query's candidates by the *score* column, not by the rank column
-(trec_eval breaks ties by docid), so a run file reproduces a ranking only when scores strictly
-decrease with rank. ``write_run`` therefore checks given scores, and by default (``scores=None``)
-writes rank-derived scores ``N + 1 - rank``. A query whose list is empty gets no run line: evaluate
-with ``trec_eval -c`` (or ranx's ``make_comparable=True``) so it counts as a miss.
+(trec_eval breaks ties by docid, ranx by no stated rule), so a run file reproduces a ranking only when
+scores strictly decrease with rank. ``write_run`` therefore checks given scores: an increase along a row is
+an error; equal scores are an error too unless ``break_ties=True``, which lowers each tied score to the
+next float below the one before it (``np.nextafter`` in the scores' own dtype; a later tie may move by
+several such steps), so the file keeps the scores the ranking was made from, to the last bit or a few
+units in the last place, and every tool re-sorts to the rank column. Scores are written as the shortest
+text that reads back to the same value of their dtype. Without scores (``scores=None``) the file carries
+rank-derived scores ``N + 1 - rank``. A query whose list is empty gets no run line: evaluate with
+``trec_eval -c`` (or ranx's ``make_comparable=True``) so it counts as a miss.
 """
 
 from __future__ import annotations
@@ -110,6 +119,7 @@ def write_run(
     gallery_ids: Sequence[str],
     scores: np.ndarray | None = None,
     tag: str = "rrbench",
+    break_ties: bool = False,
 ) -> Path:
     """Write a TREC run file; returns ``path``.
 
@@ -119,8 +129,10 @@ def write_run(
         query_ids: Q query ids (row q of ``ranked`` belongs to ``query_ids[q]``).
         gallery_ids: ids of the gallery the positions index.
         scores: float ``[Q, N]`` scores of the candidates, strictly decreasing along each row over
-            the real candidates; None writes ``N + 1 - rank``.
+            the real candidates (non-increasing with ``break_ties``); None writes ``N + 1 - rank``.
         tag: run name written in the last column (no whitespace).
+        break_ties: accept equal consecutive scores and write each tied one as the next float below the
+            score written before it (see the module docstring), so tools that sort by score keep the rank order.
     """
     ranked = check_ranked(ranked)
     query_ids = check_ids(query_ids, "query")
@@ -140,13 +152,17 @@ def write_run(
             raise ValueError(f"scores must be float with shape {ranked.shape}, got {scores.dtype} {scores.shape}")
         if not np.all(np.isfinite(scores[valid])):
             raise ValueError("scores of real candidates must be finite")
-        not_decreasing = (scores[:, 1:] >= scores[:, :-1]) & valid[:, 1:]
+        increasing = (scores[:, 1:] > scores[:, :-1]) if break_ties else (scores[:, 1:] >= scores[:, :-1])
+        not_decreasing = increasing & valid[:, 1:]
         if not_decreasing.any():
             row = int(np.flatnonzero(not_decreasing.any(axis=1))[0])
             raise ValueError(
-                f"scores do not strictly decrease along row {row} (query {query_ids[row]!r}); trec_eval and "
-                "ranx re-sort by score, so the ranking would change. Pass scores=None for rank-derived scores."
+                f"scores do not {'decrease' if break_ties else 'strictly decrease'} along row {row} "
+                f"(query {query_ids[row]!r}); trec_eval and ranx re-sort by score, so the ranking would change. "
+                "Pass scores=None for rank-derived scores."
             )
+        if break_ties:
+            scores = strictly_decreasing(scores)
         score_text = scores.astype(str)  # shortest text that reads back to the same value
     ranks = np.arange(1, depth + 1).astype(str)
     gallery = np.asarray(gallery_ids, dtype=object)
@@ -158,6 +174,19 @@ def write_run(
         lines.extend(map("".join, zip([head] * count, gallery[ranked[q, :count]], [" "] * count, ranks[:count],
                                       [" "] * count, score_text[q, :count], [tail] * count)))
     return _write_text(path, "".join(lines))
+
+
+def strictly_decreasing(scores: np.ndarray) -> np.ndarray:
+    """A copy of the float ``[Q, N]`` ``scores`` (non-increasing along each row) in which each score that is not
+    below the one before it becomes the next float below that one (``np.nextafter`` in the array's dtype):
+    ties keep their column order under any sort by descending score, all other values are unchanged."""
+    out = np.array(scores, copy=True)
+    if out.ndim != 2 or out.shape[1] < 2:
+        return out
+    low = np.array(-np.inf, dtype=out.dtype)
+    for j in range(1, out.shape[1]):  # a column at a time: a lowered score may meet the next one
+        out[:, j] = np.minimum(out[:, j], np.nextafter(out[:, j - 1], low))
+    return out
 
 
 def write_qrels(

@@ -2,6 +2,7 @@
 
 A cell's ranking is derived from stage-1 candidates and cached stage-2 scores only (no model runs):
 ``stage2_rerank.fusion.rerank_at_depth`` reorders the first k candidates, the rest keep stage-1 order.
+Run files carry the scores each ranking was made from (see ``run_scores``), so they can be fused again.
 Metric keys: ``<setting key>/<direction>/<metric>`` and ``<setting key>/rsum``, where the setting key is
 ``stage1`` or ``stage2/<rule>/k=<k>`` (with ``@<variant>`` after ``stage1`` / ``stage2`` for stage-1
 variants).
@@ -50,29 +51,78 @@ class DirectionData:
     stage2: Optional[CandidateScores] = None
 
 
-def cell_metrics(ranked: dict[str, np.ndarray], data: dict[str, DirectionData]) -> dict[str, float]:
+@dataclass(frozen=True)
+class CellRanking:
+    """A direction's final ranking and the scores it was made from.
+
+    Attributes:
+        ids: int64 ``[Q, N]`` gallery positions, best first (-1 padding at row ends).
+        scores: float ``[Q, N]`` score of each listed candidate (see ``run_scores``), non-increasing along each
+            row over the real candidates; what the run file's score column carries.
+    """
+
+    ids: np.ndarray
+    scores: np.ndarray
+
+
+Ranked = np.ndarray | CellRanking  # a plain array is a stage-1 ranking (its scores are the stage-1 scores)
+
+
+def _ids(ranked: Ranked) -> np.ndarray:
+    return ranked.ids if isinstance(ranked, CellRanking) else ranked
+
+
+def cell_metrics(ranked: dict[str, Ranked], data: dict[str, DirectionData]) -> dict[str, float]:
     """Metrics of both directions plus rsum for the rankings ``ranked[direction]`` (``[Q, N]``)."""
-    out = text_to_image_metrics(ranked["t2i"], data["t2i"].relevant)
-    out.update(image_to_text_metrics(ranked["i2t"], data["i2t"].relevant))
+    out = text_to_image_metrics(_ids(ranked["t2i"]), data["t2i"].relevant)
+    out.update(image_to_text_metrics(_ids(ranked["i2t"]), data["i2t"].relevant))
     out["rsum"] = rsum(out)
     return out
 
 
-def cell_curves(ranked: dict[str, np.ndarray], data: dict[str, DirectionData]) -> dict[str, list[float]]:
+def cell_curves(ranked: dict[str, Ranked], data: dict[str, DirectionData]) -> dict[str, list[float]]:
     """``{"t2i": [R@1..R@N], "i2t": [...]}`` of the rankings."""
-    return recall_curves(ranked["t2i"], data["t2i"].relevant, ranked["i2t"], data["i2t"].relevant)
+    return recall_curves(_ids(ranked["t2i"]), data["t2i"].relevant, _ids(ranked["i2t"]), data["i2t"].relevant)
 
 
-def rerank_both(data: dict[str, DirectionData], fusion: FusionConfig, depth: int) -> dict[str, np.ndarray]:
-    """Final ``[Q, N]`` rankings of both directions at rerank depth ``depth`` with rule ``fusion``."""
-    out = {}
-    for direction in DIRECTIONS:
-        d = data[direction]
-        if depth == 0 or d.stage2 is None:
-            out[direction] = d.ids
-        else:
-            out[direction] = rerank_at_depth(d.ids, d.scores, d.stage2, depth, fusion)
-    return out
+def run_scores(d: DirectionData, fusion: FusionConfig, depth: int) -> CellRanking:
+    """Final ranking at rerank depth ``depth`` with rule ``fusion`` and the score of every listed candidate.
+
+    The rule: stage 1 (``depth`` 0 or no stage-2 scores): the stage-1 scores. A rerank cell: the first
+    ``k = min(depth, N)`` candidates carry their fused score (``fusion.fused_scores``), in the fused order of
+    ``rerank_at_depth``; the candidates below them in the final list (those of the first k whose fused score is
+    NaN, e.g. skipped images, then the candidates past k, all in stage-1 order) carry their stage-1 score shifted
+    by one constant per query, so that the first of them scores 1 below the lowest fused score of the query (a
+    query without any finite fused score keeps its stage-1 scores unshifted). Scores are non-increasing along
+    each row; ties (equal fused or stage-1 scores) keep the list's order, and ``write_run(break_ties=True)``
+    makes them strictly decreasing so that tools which sort by score reproduce the ranking exactly.
+    """
+    if depth == 0 or d.stage2 is None or len(d.ids) == 0:
+        return CellRanking(d.ids, d.scores)
+    from stage2_rerank.fusion import fused_order, fused_scores
+
+    ids = rerank_at_depth(d.ids, d.scores, d.stage2, depth, fusion)
+    stage1 = np.asarray(d.scores, dtype=np.float64)
+    k = min(depth, ids.shape[1])
+    fused = fused_scores(d.stage2.first(k), stage1[:, :k], fusion)
+    order = fused_order(fused)
+    fused_final = np.concatenate([np.take_along_axis(fused, order, axis=1),
+                                  np.full((len(ids), ids.shape[1] - k), np.nan)], axis=1)
+    stage1_final = np.concatenate([np.take_along_axis(stage1[:, :k], order, axis=1), stage1[:, k:]], axis=1)
+    valid = ids >= 0
+    below = np.isnan(fused_final) & valid
+    head = np.where(valid & ~below, fused_final, np.inf)
+    lowest = head.min(axis=1)  # lowest finite fused score of each query (inf: none)
+    first_below = np.take_along_axis(stage1_final, below.argmax(axis=1)[:, None], axis=1)[:, 0]
+    shift = np.where(np.isfinite(lowest) & below.any(axis=1), lowest - 1.0 - first_below, 0.0)
+    scores = np.where(below, stage1_final + shift[:, None], fused_final)
+    return CellRanking(ids, np.where(valid, scores, np.nan))
+
+
+def rerank_both(data: dict[str, DirectionData], fusion: FusionConfig, depth: int) -> dict[str, CellRanking]:
+    """Final ``[Q, N]`` rankings of both directions at rerank depth ``depth`` with rule ``fusion``, with the
+    scores they were made from (``run_scores``)."""
+    return {direction: run_scores(data[direction], fusion, depth) for direction in DIRECTIONS}
 
 
 def setting_key(stage: str, variant: str, rule: Optional[str] = None, depth: int = 0) -> str:
@@ -86,9 +136,16 @@ def run_file_name(key: str, direction: str) -> str:
     return key.replace("/", "_").replace("@", "-") + f".{direction}.trec.gz"
 
 
-def run_digest(ranked: np.ndarray, query_ids: Sequence[str], gallery_ids: Sequence[str], tag: str) -> str:
-    """SHA-256 of everything a run file's content depends on (rankings, ids, tag)."""
-    digest = hashlib.sha256(np.ascontiguousarray(ranked, dtype=np.int64).tobytes())
+def run_digest(ranked: np.ndarray, query_ids: Sequence[str], gallery_ids: Sequence[str], tag: str,
+               scores: Optional[np.ndarray] = None) -> str:
+    """SHA-256 of everything a run file's content depends on (rankings, scores of the listed candidates with
+    their dtype, ids, tag)."""
+    ranked = np.ascontiguousarray(ranked, dtype=np.int64)
+    digest = hashlib.sha256(ranked.tobytes())
+    if scores is not None:
+        scores = np.asarray(scores)
+        digest.update(b"\x1e" + str(scores.dtype).encode() + b"\x1e")
+        digest.update(np.ascontiguousarray(np.where(ranked >= 0, scores, 0)).astype(scores.dtype).tobytes())
     for part in ("\x1f".join(query_ids), "\x1f".join(gallery_ids), tag):
         digest.update(b"\x1e" + part.encode("utf-8"))
     return digest.hexdigest()
@@ -120,31 +177,44 @@ def _reuse(previous: Path, path: Path) -> None:
             shutil.copy2(src, dst)
 
 
-def write_cell_runs(out_dir: Path, key: str, ranked: dict[str, np.ndarray], data: dict[str, DirectionData],
+def _cell_ranking(ranked: Ranked, d: DirectionData, direction: str) -> CellRanking:
+    if isinstance(ranked, CellRanking):
+        return ranked
+    if ranked is d.ids or (np.shape(ranked) == np.shape(d.ids) and np.array_equal(ranked, d.ids)):
+        return CellRanking(d.ids, d.scores)
+    raise ValueError(f"the {direction} ranking is not stage 1's and comes without scores: pass a CellRanking "
+                     "(rerank_both gives one) so the run file carries the scores the ranking was made from")
+
+
+def write_cell_runs(out_dir: Path, key: str, ranked: dict[str, Ranked], data: dict[str, DirectionData],
                     reuse_dir: Optional[Path] = None) -> int:
-    """TREC run files of both directions (scores = ``N + 1 - rank``, so tools re-sort to our order).
+    """TREC run files of both directions; the score column carries the scores each ranking was made from
+    (``ranked[direction]`` a ``CellRanking``, or a plain array equal to stage 1's ids for its stage-1 scores; see
+    ``run_scores`` for the rule), ties made strictly decreasing by ``write_run(break_ties=True)`` so that tools
+    which re-sort by score (trec_eval, ranx) reproduce our order and our metrics exactly.
 
     Each file has a stamp ``<file>.sha256`` = ``<content digest> <sha256 of the file bytes>``: the content digest
-    (``run_digest``) names the rankings the file should hold, the file hash vouches for the bytes on disk. A file
-    whose stamp matches both (in ``out_dir``, or in ``reuse_dir``: the previous outputs, linked over) is not
-    rewritten, so a rerun that reproduces a cell costs no run-file writing; a truncated, replaced or edited
+    (``run_digest``) names the rankings and scores the file should hold, the file hash vouches for the bytes on
+    disk. A file whose stamp matches both (in ``out_dir``, or in ``reuse_dir``: the previous outputs, linked over)
+    is not rewritten, so a rerun that reproduces a cell costs no run-file writing; a truncated, replaced or edited
     file is rewritten. Returns the number of files written.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     written = 0
     for direction in DIRECTIONS:
         d = data[direction]
+        cell = _cell_ranking(ranked[direction], d, direction)
         name = run_file_name(key, direction)
         path = out_dir / name
         stamp = path.with_name(name + ".sha256")
-        digest = run_digest(ranked[direction], d.query_ids, d.gallery_ids, key)
+        digest = run_digest(cell.ids, d.query_ids, d.gallery_ids, key, cell.scores)
         if _verified(path, digest):
             continue
         if reuse_dir is not None and _verified(Path(reuse_dir) / name, digest):
             _reuse(Path(reuse_dir) / name, path)
             continue
         stamp.unlink(missing_ok=True)  # never a stale stamp beside a new file
-        write_run(path, ranked[direction], d.query_ids, d.gallery_ids, scores=None, tag=key)
+        write_run(path, cell.ids, d.query_ids, d.gallery_ids, scores=cell.scores, tag=key, break_ties=True)
         stamp.write_text(_stamp_text(digest, path), encoding="utf-8")
         written += 1
     return written

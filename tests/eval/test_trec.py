@@ -158,3 +158,26 @@ def test_gzip_run_files_are_byte_identical_across_writes(tmp_path, monkeypatch):
     assert not data[3] & 0x08  # no FNAME field
     assert gzip.decompress(data).decode("utf-8").count("\n") == int((ranked >= 0).sum())
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["run.trec.gz"]  # no temporary file left behind
+
+
+def test_break_ties_keeps_the_scores_and_the_rank_order(tmp_path):
+    """Tied scores (a fused rule such as rrf ties often) are written one float step apart in rank order, every other
+    score as given; an increase is still an error. ranx then reproduces the rank column exactly."""
+    ranx = pytest.importorskip("ranx")
+    scores = np.array([[0.5, 0.5, 0.5, 0.25, 0.25, 0.0], [2.0, 1.0, 1.0, 1.0, 1.0, -1.0]])
+    ranked = np.array([[5, 4, 3, 2, 1, 0], [0, 1, 2, 3, 4, 5]])
+    gallery = [f"d{i}" for i in range(6)]
+    write_run(tmp_path / "run.trec.gz", ranked, ["q0", "q1"], gallery, scores, tag="t", break_ties=True)
+    back = read_run(tmp_path / "run.trec.gz")
+    for q, qid in enumerate(["q0", "q1"]):
+        written = np.array(back.scores[qid])
+        assert np.all(np.diff(written) < 0)
+        np.testing.assert_allclose(written, scores[q], rtol=1e-15, atol=1e-15)
+        untied = np.r_[True, scores[q, 1:] != scores[q, :-1]]
+        assert written[untied].tolist() == scores[q, untied].tolist()  # only the ties moved
+    run = ranx.Run.from_file(str(tmp_path / "run.trec.gz"))
+    for q, qid in enumerate(["q0", "q1"]):
+        by_score = sorted(run.to_dict()[qid].items(), key=lambda item: -item[1])
+        assert [doc for doc, _ in by_score] == [gallery[i] for i in ranked[q]]
+    with pytest.raises(ValueError, match="do not decrease"):
+        write_run(tmp_path / "bad", np.array([[0, 1]]), ["q"], ["a", "b"], np.array([[0.5, 0.75]]), break_ties=True)
