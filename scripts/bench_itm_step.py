@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 
 from eval.itm_training.flickr8k import FlickrItmOptions, build_flickr_model
-from stage2_rerank.bench_report import provenance
-from stage2_rerank.itm_losses import batch_losses
-from stage2_rerank.itm_trainable import ItmTrainable, ItmTrainingData
-from stage2_rerank.itm_trainer import ItmTrainer
-from stage2_rerank.itm_trainer_config import ItmTrainerConfig
+from stage2_rerank.bench.report import provenance
+from stage2_rerank.training.config import ItmTrainerConfig
+from stage2_rerank.training.losses import batch_losses
+from stage2_rerank.training.trainable import ItmTrainable, ItmTrainingData
+from stage2_rerank.training.trainer import ItmTrainer
 
 
 def random_data(tokenizer, n_images: int, seed: int) -> ItmTrainingData:

@@ -70,7 +70,7 @@ def main(argv: list[str]) -> dict | None:
     if args.child:
         child(args.batch_size, args.batches, args.threads, args.tuned)
         return None
-    from stage2_rerank.bench_report import provenance
+    from stage2_rerank.bench.report import provenance
 
     results = {"glibc_default": measure(args, tuned=False), "tune_malloc": measure(args, tuned=True)}
     report = {"provenance": provenance(["scripts/bench_malloc.py", *argv]),

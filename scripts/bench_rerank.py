@@ -6,7 +6,7 @@
 Prints pairs/s of (a) the stock forward, (b) a LAVIS-style loop, (c) the Reranker on the same candidate
 pairs, the ratios c/a and c/b, peak RSS, parity of (c) with the stock forward and the bf16-vs-fp32 parity
 report (plus fp16 on CUDA when a GPU is present); writes JSON + Markdown with provenance to --out.
-See stage2_rerank/bench_runner.py for what is measured and how.
+See stage2_rerank/bench/runner.py for what is measured and how.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from stage2_rerank.bench_report import render_markdown
-from stage2_rerank.bench_runner import BenchOptions, run_benchmark
+from stage2_rerank.bench.report import render_markdown
+from stage2_rerank.bench.runner import BenchOptions, run_benchmark
 
 
 def parse_args(argv: list[str]) -> tuple[BenchOptions, Path]:

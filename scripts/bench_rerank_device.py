@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from stage2_rerank.bench_report import provenance
-from stage2_rerank.device_bench import DeviceBenchOptions, interleaved_precision_timings, run_device_benchmark
+from stage2_rerank.bench.device import DeviceBenchOptions, interleaved_precision_timings, run_device_benchmark
+from stage2_rerank.bench.report import provenance
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 

@@ -10,26 +10,9 @@ Negative candidate ids (FAISS's "no result") map to row -1 and get NaN scores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from stage2_rerank.fusion import CandidateScores
-
-
-@dataclass(frozen=True)
-class CandidatePairs:
-    """Distinct pairs of the first ``depth`` candidates of both directions.
-
-    Attributes:
-        pairs: int64 ``[P, 2]`` (image index, caption index), distinct, sorted.
-        t2i_rows: int64 ``[Qt, depth]`` row in ``pairs`` of each text-to-image candidate (-1: none).
-        i2t_rows: int64 ``[Qi, depth]`` row in ``pairs`` of each image-to-text candidate (-1: none).
-    """
-
-    pairs: np.ndarray
-    t2i_rows: np.ndarray
-    i2t_rows: np.ndarray
+from stage2_rerank.types import CandidatePairs, CandidateScores
 
 
 def _as_candidates(ids: np.ndarray | None, depth: int, name: str) -> np.ndarray:

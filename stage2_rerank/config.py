@@ -31,7 +31,7 @@ BACKEND_NAMES: tuple[str, ...] = ("blip2_itm",)
 transformers; a test keeps the two equal)."""
 VISION_PROVIDER_NAMES: tuple[str, ...] = ("blip2_vit", "efficientnet_lite0", "efficientnet_lite2",
                                           "efficientnet_lite0+lite2", "conv_grid")
-"""The keys of ``stage2_rerank.vision_providers.VISION_PROVIDERS`` (a test keeps the two equal)."""
+"""The keys of ``stage2_rerank.vision.VISION_PROVIDERS`` (a test keeps the two equal)."""
 MIN_TEXT_LENGTH = 3  # [CLS] one token [SEP]
 
 
@@ -62,11 +62,11 @@ class RerankerConfig:
         model: Hugging Face hub id (``Salesforce/blip2-itm-vit-g``, ``Salesforce/blip2-itm-vit-g-coco``) or a
             local directory holding the checkpoint and its processor. With ``HF_HUB_OFFLINE=1`` a hub id must
             already be in the local Hugging Face cache (otherwise loading fails at once, naming the id).
-        vision_provider: name in ``stage2_rerank.vision_providers.VISION_PROVIDERS`` that turns images into
+        vision_provider: name in ``stage2_rerank.vision.VISION_PROVIDERS`` that turns images into
             the feature grid the Q-Former cross-attends to; ``None`` = the backend's own (``"blip2_vit"`` for
             ``blip2_itm``: the checkpoint's ViT-g incl. its post-layernorm); an unknown name is refused.
         precision: Q-Former + heads dtype. ``auto`` = fp16 on CUDA, fp32 on CPU. fp16 is refused on CPU;
-            any reduced precision must be backed by a parity report against fp32 (see ``parity.py``). ``fp64``
+            any reduced precision must be backed by a parity report against fp32 (see ``bench/parity.py``). ``fp64``
             (with ``vision_precision: fp64``): scores computed in float64 and stored as float32, so CPUs with
             other instruction sets (AVX2, AVX-512) give the same scores (the demo's setting; slow on most GPUs).
         vision_precision: vision tower dtype; ``auto`` = fp16 on CUDA, fp32 on CPU (fp16 refused on CPU).

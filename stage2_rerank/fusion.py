@@ -11,7 +11,7 @@ Rules (``FusionConfig.rule``), each over the first k candidates of every query, 
   candidate list, which stage 1 returns best first), ``r_itm`` = rank by match logit among the k.
 - ``residual``: ``stage1_scale * s1 + (itm_logit[match] - itm_logit[no-match])``, raw stage-1 score ``s1``:
   the product of the stage-1 softmax and the ITM odds, the score the residual listwise loss
-  (``itm_listwise``) trains the head for.
+  (``training.listwise``) trains the head for.
 
 Depth (DESIGN.md): :func:`rerank_at_depth` reorders the first k candidates by the fused score (ties keep
 stage-1 order; NaN scores, e.g. skipped images, go last among the k) and leaves the rest in stage-1 order
@@ -20,41 +20,12 @@ below them; ``k = 0`` returns stage 1 unchanged. Scores computed once at the lar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from stage2_rerank.config import FusionConfig
-
-
-@dataclass(frozen=True)
-class CandidateScores:
-    """Stage-2 scores of the first K candidates of Q queries.
-
-    Attributes:
-        itm_logits: float ``[Q, K, 2]`` ITM logits ``[no-match, match]``.
-        itc: float ``[Q, K]`` ITC scores.
-    """
-
-    itm_logits: np.ndarray
-    itc: np.ndarray
-
-    @property
-    def itm(self) -> np.ndarray:
-        """``[Q, K]`` match logit."""
-        return self.itm_logits[..., 1]
-
-    @property
-    def itm_prob(self) -> np.ndarray:
-        """``[Q, K]`` match probability ``softmax(itm_logits)[..., 1]``."""
-        return 1.0 / (1.0 + np.exp(self.itm_logits[..., 0].astype(np.float64) - self.itm_logits[..., 1]))
-
-    def first(self, k: int) -> "CandidateScores":
-        """Scores of the first ``k`` candidates."""
-        if k > self.itc.shape[1]:
-            raise ValueError(f"stage-2 scores cover {self.itc.shape[1]} candidates per query, depth {k} asked")
-        return CandidateScores(self.itm_logits[:, :k], self.itc[:, :k])
+from stage2_rerank.types import CandidateScores
 
 
 def minmax_per_query(scores: np.ndarray) -> np.ndarray:

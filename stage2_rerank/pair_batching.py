@@ -16,31 +16,19 @@ from __future__ import annotations
 
 import gc
 import logging
-from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from accelerate.utils.memory import should_reduce_batch_size
 
+from stage2_rerank.types import OomEvent
+
 log = logging.getLogger(__name__)
 
 
 CPU_OOM_MESSAGES = ("DefaultCPUAllocator: can't allocate memory", "not enough memory")
 """RuntimeError texts of a failed CPU allocation (Linux/macOS; Windows says "not enough memory")."""
-
-
-@dataclass(frozen=True)
-class OomEvent:
-    """One out-of-memory back-off: in ``stage``, batch size ``batch_size`` -> ``new_batch_size``.
-
-    ``error``: the error's type and first line (CUDA or CPU allocator); not part of equality.
-    """
-
-    stage: str
-    batch_size: int
-    new_batch_size: int
-    error: str = field(default="", compare=False)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

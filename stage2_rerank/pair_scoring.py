@@ -30,10 +30,10 @@ from stage2_rerank.pair_batching import (
     run_adaptive_batches,
 )
 from stage2_rerank.qformer_scorer import itc_scores
+from stage2_rerank.types import RerankStats
 
 if TYPE_CHECKING:
-    from stage2_rerank.backends import RerankerModel
-    from stage2_rerank.rerank import RerankStats
+    from stage2_rerank.backends.base import RerankerModel
 
 BatchCallback = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
 

@@ -2,7 +2,7 @@
 
 ``Reranker.score_pairs(images, captions, pairs)`` computes each distinct (image fingerprint, caption text)
 once: scores already in the on-disk score cache are read back; the vision tower runs once per remaining
-image (features kept by :class:`~stage2_rerank.feature_cache.VisionFeatureCache`); then images are scored
+image (features kept by :class:`~stage2_rerank.caches.vision_features.VisionFeatureCache`); then images are scored
 in chunks (features + cached cross-attention K/V of a chunk within ``kv_chunk_mb``), pairs of a chunk
 length-bucketed into batches of ``pair_batch_size`` (halved on CUDA OOM); each finished batch is committed
 to the score cache, so an interrupted run resumes where it stopped.
@@ -10,10 +10,11 @@ to the score cache, so an interrupted run resumes where it stopped.
 Cache keys (``Reranker.model_key`` + Q-Former precision for pair scores, ``Reranker.feature_key`` for vision
 features) name everything that changes a value: the backend, the checkpoint's content identity, the vision
 provider's identity (weights, preprocessing, dtype), the feature storage (lossless: the computed dtype),
-``text_max_length``, the device type, torch / transformers versions and ``score_cache.SCORE_CODE_VERSION``.
-Not keyed: batch sizes, image chunking and K/V caching, which only reorder float sums (differences ~1e-6).
-A cached entry that fails its checksum is recomputed (see ``score_cache`` and ``feature_cache``); a damaged
-vision spill met while scoring is recomputed from the image, so no score is computed from a damaged entry.
+``text_max_length``, the device type, torch / transformers versions and
+``caches.pair_scores.SCORE_CODE_VERSION``. Not keyed: batch sizes, image chunking and K/V caching, which only
+reorder float sums (differences ~1e-6). A cached entry that fails its checksum is recomputed (see
+``caches.pair_scores`` and ``caches.vision_features``); a damaged vision spill met while scoring is recomputed
+from the image, so no score is computed from a damaged entry.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -29,67 +29,16 @@ import torch
 from tqdm.auto import tqdm
 
 from stage2_rerank.backends import RerankerModel, load_backend
+from stage2_rerank.caches.pair_scores import SCORE_CODE_VERSION, ScoreCache
+from stage2_rerank.caches.vision_features import VisionFeatureCache
 from stage2_rerank.config import RerankerConfig
 from stage2_rerank.content_identity import library_versions
-from stage2_rerank.feature_cache import VisionFeatureCache
-from stage2_rerank.pair_batching import OomEvent, run_adaptive_batches
+from stage2_rerank.pair_batching import run_adaptive_batches
 from stage2_rerank.pair_scoring import score_missing_pairs
 from stage2_rerank.protocols import ImageRef, RerankInputError
-from stage2_rerank.score_cache import SCORE_CODE_VERSION, ScoreCache
+from stage2_rerank.types import PairScores, RerankStats
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RerankStats:
-    """What one ``score_pairs`` call did (kept in results for provenance).
-
-    Attributes:
-        pairs: pairs asked for.
-        unique_keys: distinct (image fingerprint, caption text) among them (excluding skipped images).
-        cache_hits: unique keys read from the score cache.
-        scored: unique keys computed by the Q-Former in this call.
-        images_encoded: images run through the vision tower.
-        qformer_batches: ITM Q-Former forwards (batches of pairs).
-        oom_events: CUDA out-of-memory back-offs.
-        skipped: (image id, reason) of images skipped under ``on_bad_input=skip`` (their pairs are NaN).
-        seconds: wall time per phase (``vision``, ``itc``, ``itm``, ``total``).
-    """
-
-    pairs: int = 0
-    unique_keys: int = 0
-    cache_hits: int = 0
-    scored: int = 0
-    images_encoded: int = 0
-    qformer_batches: int = 0
-    oom_events: list[OomEvent] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class PairScores:
-    """Stage-2 scores of pairs, row-aligned with the ``pairs`` given; NaN where an image was skipped.
-
-    Attributes:
-        itm_logits: float32 ``[P, 2]`` ITM logits ``[no-match, match]`` averaged over the query tokens.
-        itc: float32 ``[P]`` ITC score (max over query embeddings of the cosine with the text embedding).
-        stats: what the call did.
-    """
-
-    itm_logits: np.ndarray
-    itc: np.ndarray
-    stats: RerankStats
-
-    @property
-    def itm(self) -> np.ndarray:
-        """float32 ``[P]`` match logit (index 1)."""
-        return self.itm_logits[:, 1]
-
-    @property
-    def itm_prob(self) -> np.ndarray:
-        """float32 ``[P]`` match probability ``softmax(itm_logits)[:, 1]``."""
-        return (1.0 / (1.0 + np.exp(self.itm_logits[:, 0] - self.itm_logits[:, 1]))).astype(np.float32)
 
 
 def check_pairs(pairs: np.ndarray, n_images: int, n_captions: int) -> np.ndarray:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import open_clip
 
-from stage2_rerank.random_checkpoint import save_random_checkpoint, tiny_blip2_itm_config
+from stage2_rerank.bench.random_checkpoint import save_random_checkpoint, tiny_blip2_itm_config
 
 TINY_CLIP = {
     "embed_dim": 16,

@@ -2,7 +2,7 @@
 
 ``eval`` may import both stages; ``stage2_rerank`` sees only the plain tensors and arrays built here.
 Validation (``rerank_validator``) reranks the top-``depth`` stage-1 candidates of a validation split with
-the in-memory model (``stage2_rerank.validation``) and reports ``eval.metrics`` for stage 1 and each fusion
+the in-memory model (``stage2_rerank.training.validation``) and reports ``eval.metrics`` for stage 1 and each fusion
 rule; ``rsum`` is the best rule's rsum (the model-selection key).
 """
 
@@ -18,9 +18,9 @@ from tqdm.auto import tqdm
 from eval.data.benchmark import Benchmark
 from eval.metrics import retrieval_metrics
 from stage2_rerank.config import FusionConfig
-from stage2_rerank.itm_trainable import ItmTrainable, ItmTrainingData
 from stage2_rerank.pair_scoring import tokenize_captions
-from stage2_rerank.validation import Candidates, candidates_from_similarity, itc_similarity, rerank_in_memory
+from stage2_rerank.training.trainable import ItmTrainable, ItmTrainingData
+from stage2_rerank.training.validation import Candidates, candidates_from_similarity, itc_similarity, rerank_in_memory
 
 log = logging.getLogger(__name__)
 

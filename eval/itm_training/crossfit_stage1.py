@@ -27,9 +27,9 @@ from stage1_dual.trainable.model_config import DualModelConfig
 from stage1_dual.trainable.towers import Features
 from stage1_dual.training.losses import contrastive_loss
 from stage1_dual.training.optim import lr_factor, parameter_groups, set_learning_rates
-from stage2_rerank.hard_negatives import TopKNegatives
-from stage2_rerank.itm_losses import Stage1Embeddings
-from stage2_rerank.validation import top_candidates
+from stage2_rerank.training.hard_negatives import TopKNegatives
+from stage2_rerank.training.losses import Stage1Embeddings
+from stage2_rerank.training.validation import top_candidates
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from stage2_rerank.candidate_pairs import collect_candidate_pairs, gather_candid
 from stage2_rerank.config import FusionConfig, RerankerConfig
 from stage2_rerank.fusion import rerank_at_depth
 from stage2_rerank.rerank import load_reranker
-from stage2_rerank.validation import Candidates
+from stage2_rerank.training.validation import Candidates
 
 log = logging.getLogger(__name__)
 

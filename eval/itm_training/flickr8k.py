@@ -32,20 +32,20 @@ from eval.data.loaders import load_benchmark
 from eval.itm_training.common import rerank_validator, subset, training_data
 from eval.itm_training.linear_stage1 import (LinearStage1, fit_linear_stage1, minilm_sentence_embeddings,
                                              pooled_features, save_linear_stage1)
-from stage2_rerank.bert_init import minilm_dir
 from stage1_dual.trainable.image_towers import build_image_tower
 from stage1_dual.trainable.model_config import ImageTowerConfig
 from stage1_dual.training.feature_cache import FrozenFeatureCache
-from stage2_rerank.efficientnet_provider import (FEATURE_DIM, EfficientNetGridProvider, ensemble_grid_tokens,
-                                                 native_image_size)
-from stage2_rerank.feature_store import FeatureStore, cached_features
-from stage2_rerank.hard_negatives import TopKNegatives
-from stage2_rerank.itm_losses import Stage1Embeddings
-from stage2_rerank.itm_model_spec import ItmModelSpec, build_itm_model
-from stage2_rerank.itm_trainable import ItmTrainable
-from stage2_rerank.itm_trainer import FitResult, ItmTrainer
-from stage2_rerank.itm_trainer_config import ItmTrainerConfig
-from stage2_rerank.validation import candidates_from_similarity, top_candidates
+from stage2_rerank.training.bert_init import minilm_dir
+from stage2_rerank.training.config import ItmTrainerConfig
+from stage2_rerank.training.feature_store import FeatureStore, cached_features
+from stage2_rerank.training.hard_negatives import TopKNegatives
+from stage2_rerank.training.losses import Stage1Embeddings
+from stage2_rerank.training.model_spec import ItmModelSpec, build_itm_model
+from stage2_rerank.training.trainable import ItmTrainable
+from stage2_rerank.training.trainer import FitResult, ItmTrainer
+from stage2_rerank.training.validation import candidates_from_similarity, top_candidates
+from stage2_rerank.vision.efficientnet import (FEATURE_DIM, EfficientNetGridProvider, ensemble_grid_tokens,
+                                               native_image_size)
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def flickr_trainer_config() -> ItmTrainerConfig:
 
 def flickr_listwise_trainer_config() -> ItmTrainerConfig:
     """Second phase of the Flickr8k-lite reranker (``FlickrItmOptions.init_from`` = the first phase's
-    ``best/``): 3 x 100 steps that add the listwise ITM loss (``itm_listwise``: each of 8 captions ranks its
+    ``best/``): 3 x 100 steps that add the listwise ITM loss (``training.listwise``: each of 8 captions ranks its
     image among 5 stage-1 top-k negatives, each of their images its caption among 5 negative captions) to the
     binary ITM (16 rows, half mined top-k negatives) and ITC losses, at a lower learning rate."""
     return ItmTrainerConfig(epochs=3, batch_size=32, itm_batch_size=16, lr=3e-4, pretrained_lr_scale=0.1,

@@ -31,10 +31,10 @@ from stage1_dual.trainable.model import DualEncoderModel
 from stage1_dual.trainable.towers import Features
 from stage1_dual.training.feature_cache import FrozenFeatureCache
 from stage2_rerank.config import FusionConfig
-from stage2_rerank.itm_trainable import ItmTrainable
-from stage2_rerank.itm_trainer import FitResult, ItmTrainer
-from stage2_rerank.itm_trainer_config import ItmTrainerConfig
-from stage2_rerank.validation import candidates_from_similarity
+from stage2_rerank.training.config import ItmTrainerConfig
+from stage2_rerank.training.trainable import ItmTrainable
+from stage2_rerank.training.trainer import FitResult, ItmTrainer
+from stage2_rerank.training.validation import candidates_from_similarity
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,12 @@ from eval.data.dataset_config import DEFAULT_CACHE_DIR, DatasetConfig, Synthetic
 from eval.data.loaders import load_benchmark
 from eval.data.synthetic import read_manifest, synthetic_split_dir
 from eval.itm_training.common import padded_lists, processed_pixels, rerank_validator, subset, training_data
-from stage2_rerank.conv_grid import ConvGrid, ConvGridConfig
-from stage2_rerank.hard_negatives import TopKNegatives
-from stage2_rerank.itm_model_spec import ItmModelSpec, build_itm_model
-from stage2_rerank.itm_trainable import ItmTrainable, score_pairs_in_memory
-from stage2_rerank.itm_trainer import FitResult, ItmTrainer
-from stage2_rerank.itm_trainer_config import ItmTrainerConfig
+from stage2_rerank.training.config import ItmTrainerConfig
+from stage2_rerank.training.hard_negatives import TopKNegatives
+from stage2_rerank.training.model_spec import ItmModelSpec, build_itm_model
+from stage2_rerank.training.trainable import ItmTrainable, score_pairs_in_memory
+from stage2_rerank.training.trainer import FitResult, ItmTrainer
+from stage2_rerank.vision.conv_grid import ConvGrid, ConvGridConfig
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,9 @@ import numpy as np
 
 from eval.metrics import image_to_text_metrics, recall_curves, rsum, text_to_image_metrics
 from eval.trec import file_sha256, write_qrels, write_run
-from stage2_rerank.fusion import CandidateScores, rerank_at_depth
 from stage2_rerank.config import FusionConfig
+from stage2_rerank.fusion import rerank_at_depth
+from stage2_rerank.types import CandidateScores
 
 DIRECTIONS = ("t2i", "i2t")
 

@@ -31,10 +31,10 @@ from eval.itm_training.flickr8k import (FlickrItmOptions, build_flickr_model, fi
 from eval.itm_training.linear_stage1 import minilm_sentence_embeddings, pooled_features  # noqa: E402
 from eval.runner.experiment import _direction_data  # noqa: E402
 from stage1_dual.pipeline import run_stage1  # noqa: E402
-from stage2_rerank.efficientnet_provider import EfficientNetGridProvider  # noqa: E402
-from stage2_rerank.feature_store import load_feature_store  # noqa: E402
 from stage2_rerank.pair_scoring import tokenize_captions  # noqa: E402
-from stage2_rerank.validation import candidates_from_similarity  # noqa: E402
+from stage2_rerank.training.feature_store import load_feature_store  # noqa: E402
+from stage2_rerank.training.validation import candidates_from_similarity  # noqa: E402
+from stage2_rerank.vision.efficientnet import EfficientNetGridProvider  # noqa: E402
 
 logging.basicConfig(level=logging.WARNING)
 torch.set_num_threads(2)

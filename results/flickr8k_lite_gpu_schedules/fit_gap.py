@@ -14,8 +14,8 @@ import torch
 sys.path.insert(0, str(Path.cwd()))
 from eval.itm_training.flickr8k import FlickrItmOptions, build_flickr_model, load_split, stage1_similarity  # noqa: E402
 from eval.itm_training.linear_stage1 import load_linear_stage1  # noqa: E402
-from stage2_rerank.feature_store import load_feature_store  # noqa: E402
-from stage2_rerank.itm_trainable import ItmTrainable, ItmTrainingData, score_pairs_in_memory  # noqa: E402
+from stage2_rerank.training.feature_store import load_feature_store  # noqa: E402
+from stage2_rerank.training.trainable import ItmTrainable, ItmTrainingData, score_pairs_in_memory  # noqa: E402
 
 torch.set_num_threads(2)
 RUN = Path(".cache/rrbench/models/stage2_flickr8k_lite")

@@ -29,10 +29,10 @@ from transformers import Blip2Config, Blip2ForImageTextRetrieval, Blip2Processor
 from eval.itm_training.common import metrics_of_rankings, rerank_validator
 from eval.itm_training.flickr8k import flickr_trainer_config
 from stage2_rerank.config import FusionConfig
-from stage2_rerank.itm_losses import Stage1Embeddings
-from stage2_rerank.itm_trainable import ItmTrainable, ItmTrainingData
-from stage2_rerank.itm_trainer import ItmTrainer
-from stage2_rerank.validation import Candidates, rerank_in_memory
+from stage2_rerank.training.losses import Stage1Embeddings
+from stage2_rerank.training.trainable import ItmTrainable, ItmTrainingData
+from stage2_rerank.training.trainer import ItmTrainer
+from stage2_rerank.training.validation import Candidates, rerank_in_memory
 
 logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
 HERE = Path(__file__).resolve().parent

@@ -24,7 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path.cwd()))
 from stage2_rerank.config import FusionConfig  # noqa: E402
-from stage2_rerank.fusion import CandidateScores, fuse_alpha, fused_order  # noqa: E402
+from stage2_rerank.fusion import fuse_alpha, fused_order  # noqa: E402
+from stage2_rerank.types import CandidateScores  # noqa: E402
 
 WEIGHTS = tuple(np.arange(13) * 0.125)
 ALPHAS = tuple(np.arange(21) * 0.05)

@@ -22,7 +22,7 @@ from transformers import AutoModel, AutoTokenizer
 sys.path.insert(0, str(Path.cwd()))
 from eval.data.loaders import load_benchmark  # noqa: E402
 from eval.experiment_config import load_experiment, with_cache_dirs  # noqa: E402
-from stage2_rerank.bert_init import minilm_dir  # noqa: E402
+from stage2_rerank.training.bert_init import minilm_dir  # noqa: E402
 
 SIZES = {"lite0": 224, "lite1": 240, "lite2": 260}
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from eval.data.benchmark import ImageItem
+from stage2_rerank.bench.random_checkpoint import save_random_checkpoint, tiny_blip2_itm_config
 from stage2_rerank.config import RerankerConfig
-from stage2_rerank.random_checkpoint import save_random_checkpoint, tiny_blip2_itm_config
 from tests.stage2_rerank.helpers import WORDS, make_images
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from eval.competition.config import load_compete_config
 from eval.competition.result_files import RESULT1_COLUMNS, RESULT2_COLUMNS, validate_result_file
 from eval.competition.runner import run_compete
 from stage1_dual.protocols import Stage1Error
-from stage2_rerank.random_checkpoint import save_random_checkpoint, tiny_blip2_itm_config
+from stage2_rerank.bench.random_checkpoint import save_random_checkpoint, tiny_blip2_itm_config
 from tests.eval.competition.helpers import make_competition_dir, tiny_finetune_overrides
 
 CHARS = ["红", "绿", "蓝", "黄", "白", "色", "方", "块", "在", "左", "右", "边"]

@@ -140,7 +140,7 @@ def test_backend_name_tuples_match_the_backend_dicts():
     from stage1_dual.encoders import ENCODER_BACKENDS
     from stage2_rerank.backends import BACKENDS
     from stage2_rerank.config import BACKEND_NAMES, VISION_PROVIDER_NAMES
-    from stage2_rerank.vision_providers import VISION_PROVIDERS
+    from stage2_rerank.vision import VISION_PROVIDERS
 
     assert sorted(BACKEND_NAMES) == sorted(BACKENDS)
     assert sorted(VISION_PROVIDER_NAMES) == sorted(VISION_PROVIDERS)

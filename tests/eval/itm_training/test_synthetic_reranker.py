@@ -12,10 +12,10 @@ from eval.itm_training.common import processed_pixels
 from eval.itm_training.synthetic import (SyntheticItmOptions, distractor_accuracy, load_split, scene_groups,
                                          train_synthetic_reranker)
 from stage2_rerank.config import RerankerConfig
-from stage2_rerank.conv_grid import ConvGridConfig
-from stage2_rerank.itm_checkpoint import load_itm_checkpoint
-from stage2_rerank.itm_trainer_config import ItmTrainerConfig
 from stage2_rerank.rerank import load_reranker
+from stage2_rerank.training.checkpoint import load_itm_checkpoint
+from stage2_rerank.training.config import ItmTrainerConfig
+from stage2_rerank.vision.conv_grid import ConvGridConfig
 
 
 @pytest.fixture(scope="module")
