@@ -3,7 +3,8 @@
 Public API (the experiment runner's entry points), importable from ``stage1_dual``:
 - :class:`Stage1Config` / :class:`EncoderConfig` / :class:`IndexConfig` (``stage1:`` YAML key);
 - :func:`load_encoder` (backends in ``ENCODER_BACKENDS``) -> :class:`DualEncoder`;
-- :func:`encode_images` / :func:`encode_texts` / :func:`encode_with_cache` (embedding cache);
+- :func:`encode_images` / :func:`encode_texts` / :func:`encode_with_cache` (embedding cache); images may be
+  dataset items, PIL images or file paths (:func:`as_image_refs`);
 - :func:`build_index` (types in ``INDEX_BUILDERS``), :func:`search_candidates`,
   :func:`retrieve_both_directions` -> :class:`Candidates`;
 - :func:`run_stage1` -> :class:`Stage1Result` (all of the above from one config).
@@ -28,6 +29,8 @@ _EXPORTS: dict[str, str] = {
     "encode_images": "stage1_dual.encode",
     "encode_texts": "stage1_dual.encode",
     "ENCODER_BACKENDS": "stage1_dual.encoders",
+    "as_image_ref": "stage1_dual.image_refs",
+    "as_image_refs": "stage1_dual.image_refs",
     "EncoderParts": "stage1_dual.encoders",
     "load_encoder": "stage1_dual.encoders",
     "INDEX_BUILDERS": "stage1_dual.index",
@@ -42,7 +45,8 @@ _EXPORTS: dict[str, str] = {
     "ModelNotFoundError": "stage1_dual.protocols",
     "Stage1Error": "stage1_dual.protocols",
     "UnknownBackendError": "stage1_dual.protocols",
-    "Candidates": "stage1_dual.retrieve",
+    "Candidates": "stage1_dual.candidates",
+    "Direction": "stage1_dual.candidates",
     "retrieve_both_directions": "stage1_dual.retrieve",
     "search_candidates": "stage1_dual.retrieve",
 }

@@ -2,64 +2,23 @@
 
 - text-to-image (``t2i``): caption embeddings query the image gallery;
 - image-to-text (``i2t``): image embeddings query the caption gallery.
-Depth N larger than a gallery is clamped to the gallery size (``clamped`` records it).
+Depth N larger than a gallery is clamped to the gallery size (``clamped`` records it). The result type,
+:class:`~stage1_dual.candidates.Candidates`, lives in ``stage1_dual.candidates`` (re-exported here).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 import numpy as np
 
+from stage1_dual.candidates import Candidates, Direction
 from stage1_dual.config import IndexConfig
 from stage1_dual.index import SearchIndex, as_vectors, build_index
 
 log = logging.getLogger(__name__)
-
-Direction = Literal["t2i", "i2t"]
-
-
-@dataclass
-class Candidates:
-    """Stage-1 candidates of one direction.
-
-    Attributes:
-        direction: ``t2i`` (queries = captions, gallery = images) or ``i2t`` (queries = images,
-            gallery = captions).
-        ids: int64 ``[Q, N]``: gallery positions in the caller's input list (for images: input
-            positions, skipped images never appear); -1 where an approximate index found fewer than N.
-        scores: float32 ``[Q, N]``: inner product of L2-normalised embeddings (cosine), non-increasing
-            along each row; ``-inf`` where ``ids`` is -1.
-        query_positions: int64 ``[Q]``: input position of each query row.
-        depth_requested: N asked for.
-        depth: N delivered = min(depth_requested, gallery size).
-        clamped: True when depth < depth_requested.
-        missing: number of -1 entries in ``ids``.
-        index: the index's info (type, effective parameters, device).
-        build_seconds: time to build the index (0 when a built index was passed in).
-        search_seconds: time to search all queries.
-    """
-
-    direction: Direction
-    ids: np.ndarray
-    scores: np.ndarray
-    query_positions: np.ndarray
-    depth_requested: int
-    depth: int
-    clamped: bool
-    missing: int = 0
-    index: dict[str, Any] = field(default_factory=dict)
-    build_seconds: float = 0.0
-    search_seconds: float = 0.0
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-ready description (no arrays)."""
-        return {"direction": self.direction, "queries": int(self.ids.shape[0]), "depth_requested": self.depth_requested,
-                "depth": self.depth, "clamped": self.clamped, "missing": self.missing, "index": self.index,
-                "build_seconds": self.build_seconds, "search_seconds": self.search_seconds}
 
 
 def search_candidates(queries: Any, gallery: Any, index_cfg: IndexConfig, depth: int, *, direction: Direction,
