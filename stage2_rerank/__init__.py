@@ -3,7 +3,9 @@
 Public API (inference only; training lives in ``stage2_rerank.training``, benchmarks in ``stage2_rerank.bench``):
 - :class:`RerankerConfig` / :class:`FusionConfig` (``stage2:`` YAML key, fusion settings);
 - :func:`load_reranker` (backends in ``BACKENDS``, vision providers in ``VISION_PROVIDERS``) -> :class:`Reranker`,
-  whose ``score_pairs`` returns :class:`PairScores` (with :class:`RerankStats`);
+  whose ``score_pairs`` returns :class:`PairScores` (with :class:`RerankStats`) and ``score_candidates`` scores
+  candidate lists (:class:`CandidateList`, e.g. ``stage1_dual.Candidates``) -> :class:`RerankedCandidates`;
+  images may be dataset items, PIL images or file paths (:func:`as_image_refs`);
 - :func:`collect_candidate_pairs` / :func:`gather_candidate_scores`: candidate lists of both directions ->
   distinct pairs (:class:`CandidatePairs`) -> per-query :class:`CandidateScores`;
 - fusion: ``FUSION_RULES``, :func:`fused_scores`, :func:`fused_order`, :func:`rerank_at_depth`;
@@ -25,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "load_backend": "stage2_rerank.backends",
     "collect_candidate_pairs": "stage2_rerank.candidate_pairs",
     "gather_candidate_scores": "stage2_rerank.candidate_pairs",
+    "score_candidate_lists": "stage2_rerank.candidate_pairs",
     "ConfigFieldError": "stage2_rerank.config",
     "FusionConfig": "stage2_rerank.config",
     "RerankerConfig": "stage2_rerank.config",
@@ -33,17 +36,21 @@ _EXPORTS: dict[str, str] = {
     "fused_order": "stage2_rerank.fusion",
     "fused_scores": "stage2_rerank.fusion",
     "rerank_at_depth": "stage2_rerank.fusion",
+    "as_image_ref": "stage2_rerank.image_refs",
+    "as_image_refs": "stage2_rerank.image_refs",
     "ImageRef": "stage2_rerank.protocols",
     "RerankInputError": "stage2_rerank.protocols",
     "RerankerLoadError": "stage2_rerank.protocols",
     "VisionFeatureProvider": "stage2_rerank.protocols",
     "Reranker": "stage2_rerank.rerank",
     "load_reranker": "stage2_rerank.rerank",
+    "CandidateList": "stage2_rerank.types",
     "CandidatePairs": "stage2_rerank.types",
     "CandidateScores": "stage2_rerank.types",
     "OomEvent": "stage2_rerank.types",
     "PairScores": "stage2_rerank.types",
     "RerankStats": "stage2_rerank.types",
+    "RerankedCandidates": "stage2_rerank.types",
     "VISION_PROVIDERS": "stage2_rerank.vision",
     "ProviderSource": "stage2_rerank.vision",
     "make_vision_provider": "stage2_rerank.vision",

@@ -22,21 +22,23 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from stage2_rerank.backends import RerankerModel, load_backend
+from stage2_rerank.candidate_pairs import score_candidate_lists
 from stage2_rerank.caches.pair_scores import SCORE_CODE_VERSION, ScoreCache
 from stage2_rerank.caches.vision_features import VisionFeatureCache
 from stage2_rerank.config import RerankerConfig
 from stage2_rerank.content_identity import library_versions
+from stage2_rerank.image_refs import as_image_refs
 from stage2_rerank.pair_batching import run_adaptive_batches
 from stage2_rerank.pair_scoring import score_missing_pairs
 from stage2_rerank.protocols import ImageRef, RerankInputError
-from stage2_rerank.types import PairScores, RerankStats
+from stage2_rerank.types import CandidateList, PairScores, RerankedCandidates, RerankStats
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +159,32 @@ class Reranker:
             stats.images_encoded += 1
         return features
 
-    def score_pairs(self, images: Sequence[ImageRef], captions: Sequence[str], pairs: np.ndarray,
+    def score_candidates(self, images: Sequence[Any], captions: Sequence[str],
+                         t2i: Optional[CandidateList | np.ndarray],
+                         i2t: Optional[CandidateList | np.ndarray], depth: int, progress: bool = True
+                         ) -> RerankedCandidates:
+        """Stage-2 scores of the first ``depth`` candidates of ``t2i`` and/or ``i2t`` (either may be None; a plain
+        ids array ``[Q, N]`` means queries ``0..Q-1``; see ``candidate_pairs.score_candidate_lists``).
+
+        ``t2i`` ids index ``images`` and its query positions ``captions``; ``i2t`` the other way round. Each
+        distinct (image, caption) pair of both lists is scored once (``score_pairs``) and gathered back into
+        ``[Q, depth]`` per direction; slots with id -1 or a skipped image are NaN."""
+        images = as_image_refs(images)
+
+        def score(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, RerankStats]:
+            scores = self.score_pairs(images, captions, pairs, progress)
+            return scores.itm_logits, scores.itc, scores.stats
+
+        return score_candidate_lists(score, t2i, i2t, depth)
+
+    def score_pairs(self, images: Sequence[Any], captions: Sequence[str], pairs: np.ndarray,
                     progress: bool = True) -> PairScores:
-        """Scores of ``pairs`` (int ``[P, 2]``: image index into ``images``, caption index into ``captions``)."""
+        """Scores of ``pairs`` (int ``[P, 2]``: image index into ``images``, caption index into ``captions``).
+
+        ``images``: dataset items (:class:`ImageRef`), PIL images or file paths (``stage2_rerank.image_refs``;
+        anything else raises RerankInputError)."""
         start_time = time.perf_counter()
+        images = as_image_refs(images)
         if not all(isinstance(c, str) for c in captions):
             raise RerankInputError("captions must be strings")
         pairs = check_pairs(pairs, len(images), len(captions))

@@ -3,12 +3,16 @@
 - :class:`OomEvent`: one out-of-memory batch-size back-off;
 - :class:`RerankStats` / :class:`PairScores`: what ``Reranker.score_pairs`` did and returned;
 - :class:`CandidatePairs`: the distinct pairs of both directions' candidate lists (``candidate_pairs``);
-- :class:`CandidateScores`: stage-2 scores of each query's first K candidates (what ``fusion`` fuses).
+- :class:`CandidateScores`: stage-2 scores of each query's first K candidates (what ``fusion`` fuses);
+- :class:`CandidateList`: what stage 2 reads of a candidate list (``stage1_dual.candidates.Candidates`` is one;
+  stage 2 never imports stage 1);
+- :class:`RerankedCandidates`: what ``Reranker.score_candidates`` returns (scores per direction, pairs, stats).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -120,3 +124,47 @@ class CandidateScores:
         if k > self.itc.shape[1]:
             raise ValueError(f"stage-2 scores cover {self.itc.shape[1]} candidates per query, depth {k} asked")
         return CandidateScores(self.itm_logits[:, :k], self.itc[:, :k])
+
+
+@runtime_checkable
+class CandidateList(Protocol):
+    """Ranked candidates of one direction, as stage 2 reads them (structural: any object with these attributes).
+
+    ``direction``: ``t2i`` (queries = captions, ids = image positions) or ``i2t`` (queries = images, ids =
+    caption positions); ``ids``: int ``[Q, N]`` best first, -1 = none; ``scores``: float ``[Q, N]`` stage-1
+    scores; ``query_positions``: int ``[Q]`` input position of each query row.
+    """
+
+    @property
+    def direction(self) -> str: ...
+
+    @property
+    def ids(self) -> np.ndarray: ...
+
+    @property
+    def scores(self) -> np.ndarray: ...
+
+    @property
+    def query_positions(self) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class RerankedCandidates:
+    """Stage-2 scores of the first ``depth`` candidates of both directions (``Reranker.score_candidates``).
+
+    Attributes:
+        t2i / i2t: per-query scores ``[Q, depth]`` of that direction (None when its list was not given); NaN
+            where a candidate id was -1 or its image was skipped.
+        pairs: the distinct (image, caption) pairs that were scored and each slot's row among them.
+        stats: what the scoring call did (None for in-memory scorers that keep no stats).
+    """
+
+    t2i: Optional[CandidateScores]
+    i2t: Optional[CandidateScores]
+    pairs: CandidatePairs
+    stats: Optional[RerankStats] = None
+
+    @property
+    def candidate_slots(self) -> int:
+        """Candidate slots of both directions that map to a scored pair."""
+        return int((self.pairs.t2i_rows >= 0).sum() + (self.pairs.i2t_rows >= 0).sum())

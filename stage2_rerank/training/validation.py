@@ -15,15 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from stage2_rerank.candidate_pairs import collect_candidate_pairs, gather_candidate_scores
+from stage2_rerank.candidate_pairs import score_candidate_lists
 from stage2_rerank.config import FusionConfig
 from stage2_rerank.fusion import rerank_at_depth
 from stage2_rerank.training.trainable import ItmTrainable, ItmTrainingData, score_pairs_in_memory
 
 
-@dataclass
+@dataclass(frozen=True)
 class Candidates:
-    """Stage-1 candidates of both directions.
+    """Stage-1 candidates of both directions, every caption and every image a query in order (immutable).
 
     Attributes:
         t2i_ids: int64 ``[N_cap, N]`` image rows per caption, best first.
@@ -84,10 +84,8 @@ def rerank_in_memory(trainable: ItmTrainable, data: ItmTrainingData, candidates:
                      fusions: dict[str, FusionConfig], batch_size: int = 64,
                      ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per fusion name: (t2i ranking ``[N_cap, N]``, i2t ranking ``[N_img, N]``) after reranking depth ``depth``."""
-    pairs = collect_candidate_pairs(candidates.t2i_ids, candidates.i2t_ids, depth)
-    logits, itc = score_pairs_in_memory(trainable, data, pairs.pairs, batch_size)
-    t2i_scores = gather_candidate_scores(logits, itc, pairs.t2i_rows)
-    i2t_scores = gather_candidate_scores(logits, itc, pairs.i2t_rows)
-    return {name: (rerank_at_depth(candidates.t2i_ids, candidates.t2i_scores, t2i_scores, depth, fusion),
-                   rerank_at_depth(candidates.i2t_ids, candidates.i2t_scores, i2t_scores, depth, fusion))
+    scored = score_candidate_lists(lambda pairs: (*score_pairs_in_memory(trainable, data, pairs, batch_size), None),
+                                   candidates.t2i_ids, candidates.i2t_ids, depth)
+    return {name: (rerank_at_depth(candidates.t2i_ids, candidates.t2i_scores, scored.t2i, depth, fusion),
+                   rerank_at_depth(candidates.i2t_ids, candidates.i2t_scores, scored.i2t, depth, fusion))
             for name, fusion in fusions.items()}
