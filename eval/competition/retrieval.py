@@ -20,7 +20,6 @@ from stage1_dual.config import Stage1Config
 from stage1_dual.pipeline import encode_with_cache
 from stage1_dual.protocols import DualEncoder
 from stage1_dual.retrieve import search_candidates
-from stage2_rerank.candidate_pairs import collect_candidate_pairs, gather_candidate_scores
 from stage2_rerank.config import FusionConfig
 from stage2_rerank.fusion import rerank_at_depth
 from stage2_rerank.rerank import Reranker
@@ -28,9 +27,9 @@ from stage2_rerank.rerank import Reranker
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TaskRanking:
-    """The ranking of one task.
+    """The ranking of one task (immutable; a ``stage2_rerank.types.CandidateList`` as stage 1 left it).
 
     Attributes:
         name: ``task1`` (text to image) or ``task2`` (image to text).
@@ -78,21 +77,15 @@ def rerank_task(ranking: TaskRanking, reranker: Reranker, tasks: CompetitionTask
                 fusion: FusionConfig) -> TaskRanking:
     """``ranking`` with its first ``depth`` candidates reordered by the fused stage-2 score."""
     start = time.perf_counter()
-    if ranking.direction == "t2i":
-        images, texts = tasks.image_gallery, tasks.text_queries.texts
-        pairs = collect_candidate_pairs(ranking.ids, None, depth, t2i_query_captions=ranking.query_positions)
-        rows = pairs.t2i_rows
-    else:
-        images, texts = tasks.image_queries, tasks.text_gallery.texts
-        pairs = collect_candidate_pairs(None, ranking.ids, depth, i2t_query_images=ranking.query_positions)
-        rows = pairs.i2t_rows
-    scores = reranker.score_pairs(images, texts, pairs.pairs)
-    stage2 = gather_candidate_scores(scores.itm_logits, scores.itc, rows)
-    ranked = rerank_at_depth(ranking.ids, ranking.scores, stage2, depth, fusion)
-    info = {**ranking.info, "rerank_depth": depth, "fusion": fusion.rule, "pairs_scored": scores.stats.scored,
-            "pairs_from_cache": scores.stats.cache_hits, "stage2_seconds": round(time.perf_counter() - start, 2)}
-    skipped = ranking.skipped + [{"id": images[i].id, "reason": r, "role": "stage-2 image"}
-                                 for i, r in scores.stats.skipped]
+    t2i = ranking.direction == "t2i"
+    images, texts = (tasks.image_gallery, tasks.text_queries.texts) if t2i else \
+        (tasks.image_queries, tasks.text_gallery.texts)
+    scored = reranker.score_candidates(images, texts, ranking if t2i else None, None if t2i else ranking, depth)
+    stats = scored.stats
+    ranked = rerank_at_depth(ranking.ids, ranking.scores, scored.t2i if t2i else scored.i2t, depth, fusion)
+    info = {**ranking.info, "rerank_depth": depth, "fusion": fusion.rule, "pairs_scored": stats.scored,
+            "pairs_from_cache": stats.cache_hits, "stage2_seconds": round(time.perf_counter() - start, 2)}
+    skipped = ranking.skipped + [{"id": i, "reason": r, "role": "stage-2 image"} for i, r in stats.skipped]
     return TaskRanking(ranking.name, ranking.direction, ranking.query_positions, ranked, ranking.scores, skipped,
                        info)
 

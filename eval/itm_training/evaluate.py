@@ -20,7 +20,6 @@ from eval.data.benchmark import Benchmark
 from eval.itm_training.common import DEFAULT_FUSIONS, metrics_of_rankings
 from stage1_dual.config import EncoderConfig, Stage1Config
 from stage1_dual.pipeline import run_stage1
-from stage2_rerank.candidate_pairs import collect_candidate_pairs, gather_candidate_scores
 from stage2_rerank.config import FusionConfig, RerankerConfig
 from stage2_rerank.fusion import rerank_at_depth
 from stage2_rerank.rerank import load_reranker
@@ -47,22 +46,21 @@ def evaluate_checkpoint(checkpoint: Path, bench: Benchmark, candidates: Candidat
                         pair_batch_size: int = 64) -> dict[str, Any]:
     """``{"stage1": metrics, "<fusion>@<depth>": metrics, ..., "seconds": ..., "pairs": ...}``."""
     max_depth = max(depths)
-    pairs = collect_candidate_pairs(candidates.t2i_ids, candidates.i2t_ids, max_depth)
     config = RerankerConfig(backend="blip2_itm", model=str(checkpoint), device="cpu", cache_dir=cache_dir,
                             pair_batch_size=pair_batch_size)
     start = time.perf_counter()
     with load_reranker(config) as reranker:
-        scores = reranker.score_pairs(bench.images, [c.text for c in bench.captions], pairs.pairs)
+        scored = reranker.score_candidates(bench.images, [c.text for c in bench.captions], candidates.t2i_ids,
+                                           candidates.i2t_ids, max_depth)
     seconds = time.perf_counter() - start
-    t2i = gather_candidate_scores(scores.itm_logits, scores.itc, pairs.t2i_rows)
-    i2t = gather_candidate_scores(scores.itm_logits, scores.itc, pairs.i2t_rows)
+    t2i, i2t = scored.t2i, scored.i2t
     out: dict[str, Any] = {"stage1": metrics_of_rankings(bench, candidates.t2i_ids, candidates.i2t_ids)}
     for depth in depths:
         for name, fusion in fusions.items():
             out[f"{name}@{depth}"] = metrics_of_rankings(
                 bench, rerank_at_depth(candidates.t2i_ids, candidates.t2i_scores, t2i, depth, fusion),
                 rerank_at_depth(candidates.i2t_ids, candidates.i2t_scores, i2t, depth, fusion))
-    out["pairs"] = int(len(pairs.pairs))
+    out["pairs"] = int(len(scored.pairs.pairs))
     out["seconds"] = seconds
     return out
 

@@ -28,9 +28,12 @@ from stage2_rerank.types import CandidateScores
 DIRECTIONS = ("t2i", "i2t")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DirectionData:
-    """One direction of one stage-1 setting.
+    """One direction of one stage-1 setting (immutable: ``dataclasses.replace`` adds stage-2 scores).
+
+    A candidate list in the sense of ``stage2_rerank.types.CandidateList`` (``direction``, ``ids``, ``scores``,
+    ``query_positions``, as ``stage1_dual.Candidates``) plus what evaluation needs around it.
 
     Attributes:
         ids: int64 ``[Q, N]`` stage-1 candidates (gallery positions, best first; -1 = none).
@@ -40,6 +43,7 @@ class DirectionData:
         query_ids: ids of the queries (caption ids for t2i, image ids for i2t), for run files.
         gallery_ids: ids of the gallery items (image ids for t2i, caption ids for i2t).
         stage2: stage-2 scores of the first ``kmax`` candidates (None without stage 2).
+        direction: ``t2i`` or ``i2t`` (None: not said).
     """
 
     ids: np.ndarray
@@ -49,6 +53,7 @@ class DirectionData:
     query_ids: list[str]
     gallery_ids: list[str]
     stage2: Optional[CandidateScores] = None
+    direction: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -38,28 +39,32 @@ from eval.runner.threads import ThreadSetting, resolve_threads
 from eval.typed_config import to_dict
 from stage1_dual.config import Stage1Config
 from stage1_dual.pipeline import Stage1Result, run_stage1
-from stage2_rerank.candidate_pairs import collect_candidate_pairs, gather_candidate_scores
 from stage2_rerank.rerank import Reranker, load_reranker
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _direction_data(bench: Benchmark, s1: Stage1Result) -> dict[str, DirectionData]:
+def direction_data(bench: Benchmark, s1: Stage1Result) -> dict[str, DirectionData]:
+    """Both directions of a stage-1 result as :class:`DirectionData` (with relevance and ids); image queries
+    without any caption are dropped from i2t."""
     t2i, i2t = s1.candidates["t2i"], s1.candidates["i2t"]
     image_ids = [i.id for i in bench.images]
     caption_ids = [c.id for c in bench.captions]
     text_to_image, image_to_texts = bench.text_to_image(), bench.image_to_texts()
     # image queries without any caption have nothing to retrieve: they are not i2t queries
     keep = np.array([len(image_to_texts[p]) > 0 for p in i2t.query_positions], dtype=bool)
-    i2t_positions = i2t.query_positions[keep]
+    i2t = i2t.select_queries(keep)
     return {
         "t2i": DirectionData(t2i.ids, t2i.scores, t2i.query_positions, text_to_image[t2i.query_positions],
-                             [caption_ids[p] for p in t2i.query_positions], image_ids),
-        "i2t": DirectionData(i2t.ids[keep], i2t.scores[keep], i2t_positions,
-                             [image_to_texts[p] for p in i2t_positions],
-                             [image_ids[p] for p in i2t_positions], caption_ids),
+                             [caption_ids[p] for p in t2i.query_positions], image_ids, direction="t2i"),
+        "i2t": DirectionData(i2t.ids, i2t.scores, i2t.query_positions,
+                             [image_to_texts[p] for p in i2t.query_positions],
+                             [image_ids[p] for p in i2t.query_positions], caption_ids, direction="i2t"),
     }
+
+
+_direction_data = direction_data  # old private name, kept for study scripts not yet moved to the public one
 
 
 def dataset_identity(bench: Benchmark) -> str:
@@ -124,15 +129,12 @@ class ExperimentRun:
             self.run_file_seconds += time.perf_counter() - t0
 
     def _stage2_scores(self, reranker: Reranker, bench: Benchmark, data: dict[str, DirectionData],
-                       kmax: int, variant: str) -> tuple[float, dict[str, Any]]:
-        pairs = collect_candidate_pairs(data["t2i"].ids, data["i2t"].ids, kmax,
-                                        data["t2i"].query_positions, data["i2t"].query_positions)
-        texts = [c.text for c in bench.captions]
-        scores = reranker.score_pairs(bench.images, texts, pairs.pairs)
-        data["t2i"].stage2 = gather_candidate_scores(scores.itm_logits, scores.itc, pairs.t2i_rows)
-        data["i2t"].stage2 = gather_candidate_scores(scores.itm_logits, scores.itc, pairs.i2t_rows)
-        stats = scores.stats
-        candidate_slots = int((pairs.t2i_rows >= 0).sum() + (pairs.i2t_rows >= 0).sum())
+                       kmax: int, variant: str) -> tuple[float, dict[str, Any], dict[str, DirectionData]]:
+        """Stage-2 scores of the first ``kmax`` candidates: (seconds, costs, ``data`` with ``stage2`` set)."""
+        scored = reranker.score_candidates(bench.images, [c.text for c in bench.captions], data["t2i"], data["i2t"],
+                                           kmax)
+        data = {"t2i": replace(data["t2i"], stage2=scored.t2i), "i2t": replace(data["i2t"], stage2=scored.i2t)}
+        stats, pairs, candidate_slots = scored.stats, scored.pairs, scored.candidate_slots
         pair_cost = self.ledger.cost(_stage2_context("pair", reranker, self.dataset_id),
                                      stats.seconds.get("itm", 0.0) + stats.seconds.get("itc", 0.0), stats.scored)
         vision_cost = self.ledger.cost(_stage2_context("vision", reranker, self.dataset_id),
@@ -147,7 +149,7 @@ class ExperimentRun:
             "images_encoded": stats.images_encoded, "qformer_batches": stats.qformer_batches,
             "oom_events": [vars(e) for e in stats.oom_events],
             "skipped_images": [{"id": i, "reason": r} for i, r in stats.skipped]}
-        return stats.seconds.get("total", 0.0), {"pair": pair_cost, "vision": vision_cost}
+        return stats.seconds.get("total", 0.0), {"pair": pair_cost, "vision": vision_cost}, data
 
     def run_stage1_setting(self, variant: str, s1cfg: Stage1Config, bench: Benchmark,
                            reranker: Optional[Reranker]) -> None:
@@ -157,7 +159,7 @@ class ExperimentRun:
         t0 = time.perf_counter()
         s1 = run_stage1(s1cfg, bench.images, [c.text for c in bench.captions])
         stage1_seconds = time.perf_counter() - t0
-        data = _direction_data(bench, s1)
+        data = direction_data(bench, s1)
         text_cost = self.ledger.cost(_stage1_context("text", s1cfg, s1.encoder, self.dataset_id),
                                      s1.texts.seconds, s1.texts.encoded_items)
         image_cost = self.ledger.cost(_stage1_context("image", s1cfg, s1.encoder, self.dataset_id),
@@ -179,7 +181,7 @@ class ExperimentRun:
         depths = main_depths(ab.depths)  # a direction whose list is shorter than k reranks all of it
         if reranker is None or not depths:
             return
-        rerank_seconds, costs = self._stage2_scores(reranker, bench, data, depths[-1], variant)
+        rerank_seconds, costs, data = self._stage2_scores(reranker, bench, data, depths[-1], variant)
         t0, files_before = time.perf_counter(), self.run_file_seconds
         for rule in ab.rules:
             fusion = ab.fusion(rule)
