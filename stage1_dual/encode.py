@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from stage1_dual.embedding_cache import CacheEntry, EmbeddingCache, ShardData, items_digest
+from stage1_dual.image_refs import as_image_refs
 from stage1_dual.preprocess import build_image_transform
 from stage1_dual.protocols import BadImageError, DualEncoder, ImageRef
 
@@ -114,7 +115,11 @@ def _open_entry(cache: Optional[EmbeddingCache], kind: str, material: dict[str, 
 def encode_images(encoder: DualEncoder, images: Sequence[ImageRef], *, preprocess: str = "model",
                   batch_size: int = 64, num_workers: int = 0, on_bad_input: str = "error",
                   cache: Optional[EmbeddingCache] = None, shard_size: int = 4096) -> EncodedImages:
-    """Encode ``images`` (see module docstring); cached shards are loaded, missing ones encoded and saved."""
+    """Encode ``images`` (see module docstring); cached shards are loaded, missing ones encoded and saved.
+
+    ``images``: dataset items (:class:`ImageRef`), PIL images or file paths (``stage1_dual.image_refs``; anything
+    else raises BadImageError)."""
+    images = as_image_refs(images)
     if on_bad_input not in ("error", "skip"):
         raise ValueError(f"on_bad_input must be error or skip, got {on_bad_input!r}")
     start = time.perf_counter()
