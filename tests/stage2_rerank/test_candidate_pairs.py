@@ -39,3 +39,30 @@ def test_depth_limits_candidates_and_validation():
         collect_candidate_pairs(np.array([0.5, 1.5]), None, depth=1)
     with pytest.raises(ValueError, match="one entry per candidate row"):
         collect_candidate_pairs(t2i, None, depth=1, t2i_query_captions=np.array([0, 1]))
+
+
+def test_score_candidate_lists_is_collect_score_gather():
+    from types import SimpleNamespace
+
+    from stage2_rerank.candidate_pairs import score_candidate_lists
+
+    t2i = SimpleNamespace(direction="t2i", ids=np.array([[1, 0], [0, -1]]), scores=np.zeros((2, 2)),
+                          query_positions=np.array([2, 0]))
+    i2t = SimpleNamespace(direction="i2t", ids=np.array([[2, 0]]), scores=np.zeros((1, 2)),
+                          query_positions=np.array([1]))
+    seen = []
+
+    def score(pairs):
+        seen.append(pairs)
+        return np.stack([-pairs.sum(1), 10.0 * pairs[:, 0] + pairs[:, 1]], 1).astype(np.float32), \
+            pairs[:, 1].astype(np.float32), None
+
+    out = score_candidate_lists(score, t2i, i2t, 2)
+    expected = collect_candidate_pairs(t2i.ids, i2t.ids, 2, t2i.query_positions, i2t.query_positions)
+    np.testing.assert_array_equal(seen[0], expected.pairs)
+    np.testing.assert_array_equal(out.t2i.itm, [[12.0, 2.0], [0.0, np.nan]])
+    np.testing.assert_array_equal(out.i2t.itm, [[12.0, 10.0]])
+    assert out.candidate_slots == 5 and out.stats is None
+    assert score_candidate_lists(score, t2i.ids, None, 1).i2t is None
+    with pytest.raises(ValueError, match="i2t candidate list was passed as t2i"):
+        score_candidate_lists(score, i2t, None, 1)
