@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -59,10 +60,14 @@ class PilImageRef:
     def open(self) -> Image.Image:
         return self.image.convert("RGB")
 
-    def fingerprint(self) -> str:
+    @cached_property
+    def _digest(self) -> str:  # computed once: the image is not expected to change while referenced
         digest = hashlib.sha1(f"{self.image.mode}|{self.image.size}".encode())
         digest.update(self.image.tobytes())
         return digest.hexdigest()[:16]
+
+    def fingerprint(self) -> str:
+        return self._digest
 
 
 def as_image_ref(image: Any, position: int = 0) -> ImageRef:
