@@ -1,6 +1,6 @@
 """One-off: a zero-shot "ImageNet tag" signal for fusion_bound.py --extra (no training).
 
-Run from the repo root: ``python results/flickr8k_lite_stage2_bounds/imagenet_tags.py --out DIR/tags.npz``.
+Run from the repo root: ``python -m scripts.studies.flickr8k_lite_stage2_bounds.imagenet_tags --out DIR/tags.npz``.
 sim[caption, image] = cos(MiniLM(caption), normalise(sum_c p(c | image) MiniLM("a photo of a <c>"))), p the
 ImageNet-1k softmax of the packaged EfficientNet-Lite classifier (lite2, 260 px, inputs in [-1, 1]), class names
 from torchvision's ImageNet-1k metadata, MiniLM = all-MiniLM-L6-v2 mean-pooled and L2-normalised. Writes
@@ -9,7 +9,6 @@ from torchvision's ImageNet-1k metadata, MiniLM = all-MiniLM-L6-v2 mean-pooled a
 
 import argparse
 import importlib
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +18,9 @@ from torchvision.models import ResNet50_Weights
 from tqdm import tqdm
 from transformers import AutoModel, AutoTokenizer
 
-sys.path.insert(0, str(Path.cwd()))
-from eval.data.loaders import load_benchmark  # noqa: E402
-from eval.experiment_config import load_experiment, with_cache_dirs  # noqa: E402
-from stage2_rerank.training.bert_init import minilm_dir  # noqa: E402
+from eval.data.loaders import load_benchmark
+from eval.experiment_config import load_experiment, with_cache_dirs
+from stage2_rerank.training.bert_init import minilm_dir
 
 SIZES = {"lite0": 224, "lite1": 240, "lite2": 260}
 

@@ -1,7 +1,7 @@
 """One-off: a FILIP-style token-wise late-interaction scorer over the reranker's own inputs, for fusion_bound.py.
 
 Run from the repo root (after the reranker's feature caches exist, i.e. after scripts/train_flickr8k_lite.sh):
-``python results/flickr8k_lite_stage2_bounds/late_interaction.py --out DIR/late.npz``.
+``python -m scripts.studies.flickr8k_lite_stage2_bounds.late_interaction --out DIR/late.npz``.
 
 Inputs: the cached frozen EfficientNet-Lite0 7x7 grids (``.cache/rrbench/stage2_train/features``, fp16
 ``[N_img, 49, 1280]``) and frozen all-MiniLM-L6-v2 token states (``[N_cap, 32, 384]``, [CLS]/[SEP]/padding masked).
@@ -13,7 +13,6 @@ per image per step, AdamW + one-cycle. Writes ``val_sim`` / ``test_sim`` = t2i +
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -24,10 +23,9 @@ from torch import nn
 from tqdm import tqdm
 from transformers import AutoModel, AutoTokenizer
 
-sys.path.insert(0, str(Path.cwd()))
-from eval.data.loaders import load_benchmark  # noqa: E402
-from eval.experiment_config import load_experiment, with_cache_dirs  # noqa: E402
-from stage2_rerank.training.bert_init import minilm_dir  # noqa: E402
+from eval.data.loaders import load_benchmark
+from eval.experiment_config import load_experiment, with_cache_dirs
+from stage2_rerank.training.bert_init import minilm_dir
 
 FEATURES = Path(".cache/rrbench/stage2_train/features")
 MAX_TOKENS = 32

@@ -2,7 +2,7 @@
 
 Run from the repo root after dump_scores.py::
 
-    python results/flickr8k_lite_stage2_bounds/fusion_bound.py --val DIR/val.npz --test DIR/test.npz \
+    python -m scripts.studies.flickr8k_lite_stage2_bounds.fusion_bound --val DIR/val.npz --test DIR/test.npz \
         [--extra NAME=FILE.npz ...]
 
 Two families of fused scores for the top-k candidates of a query (candidates below k keep their stage-1 order):
@@ -17,15 +17,13 @@ fair protocol). Prints R@1 in %.
 
 import argparse
 import itertools
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path.cwd()))
-from stage2_rerank.config import FusionConfig  # noqa: E402
-from stage2_rerank.fusion import fuse_alpha, fused_order  # noqa: E402
-from stage2_rerank.types import CandidateScores  # noqa: E402
+from stage2_rerank.config import FusionConfig
+from stage2_rerank.fusion import fuse_alpha, fused_order
+from stage2_rerank.types import CandidateScores
 
 WEIGHTS = tuple(np.arange(13) * 0.125)
 ALPHAS = tuple(np.arange(21) * 0.05)

@@ -1,0 +1,1 @@
+"""One-off study scripts, one folder per study; their outputs and narrative live in ``results/<study>/``."""
