@@ -64,8 +64,6 @@ def direction_data(bench: Benchmark, s1: Stage1Result) -> dict[str, DirectionDat
     }
 
 
-_direction_data = direction_data  # old private name, kept for study scripts not yet moved to the public one
-
 
 def dataset_identity(bench: Benchmark) -> str:
     """SHA-1 of the benchmark's name, split, images (id, path, file size) and captions (id, text, image id)."""

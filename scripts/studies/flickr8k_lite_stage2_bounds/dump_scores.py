@@ -16,28 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eval.data.benchmark import Benchmark
-from eval.data.loaders import load_benchmark
-from eval.experiment_config import load_experiment, with_cache_dirs
+from eval import direction_data, load_benchmark, load_experiment
+from eval.experiment_config import with_cache_dirs
 from eval.malloc_tuning import tune_malloc
-from stage1_dual.pipeline import Stage1Result, run_stage1
-from stage2_rerank.candidate_pairs import collect_candidate_pairs, gather_candidate_scores
-from stage2_rerank.rerank import load_reranker
-
-
-def stage1_lists(bench: Benchmark, stage1: Stage1Result) -> dict[str, dict[str, np.ndarray | list[np.ndarray]]]:
-    """Per direction: stage 1's ``ids`` ``[Q, N]``, ``scores`` ``[Q, N]``, ``query_positions`` ``[Q]`` and
-    ``relevant`` (t2i: int64 ``[Q]`` image rows; i2t: Q arrays of caption rows), as ``rrbench run`` ranks them:
-    images without captions are no i2t queries."""
-    t2i, i2t = stage1.candidates["t2i"], stage1.candidates["i2t"]
-    text_to_image, image_to_texts = bench.text_to_image(), bench.image_to_texts()
-    keep = np.array([len(image_to_texts[p]) > 0 for p in i2t.query_positions], dtype=bool)
-    return {
-        "t2i": {"ids": t2i.ids, "scores": t2i.scores, "query_positions": t2i.query_positions,
-                "relevant": text_to_image[t2i.query_positions]},
-        "i2t": {"ids": i2t.ids[keep], "scores": i2t.scores[keep], "query_positions": i2t.query_positions[keep],
-                "relevant": [image_to_texts[p] for p in i2t.query_positions[keep]]},
-    }
+from stage1_dual import run_stage1
+from stage2_rerank import load_reranker
 
 
 def main() -> None:
@@ -55,22 +38,22 @@ def main() -> None:
     cfg = with_cache_dirs(load_experiment("configs/flickr8k_lite.yaml", overrides))
     bench = load_benchmark(cfg.dataset)
     texts = [c.text for c in bench.captions]
-    data = stage1_lists(bench, run_stage1(cfg.stage1, bench.images, texts))
-    t2i_queries, i2t_queries = data["t2i"]["query_positions"], data["i2t"]["query_positions"]
-    assert (t2i_queries == np.arange(len(texts))).all(), "t2i queries are not the captions in order"
-    assert (i2t_queries == np.arange(len(bench.images))).all(), "i2t queries are not the images in order"
-    pairs = collect_candidate_pairs(data["t2i"]["ids"], data["i2t"]["ids"], args.depth, t2i_queries, i2t_queries)
-    scores = load_reranker(cfg.stage2).score_pairs(bench.images, texts, pairs.pairs)
+    # as ``rrbench run`` ranks them: images without captions are no i2t queries
+    data = direction_data(bench, run_stage1(cfg.stage1, bench.images, texts))
+    assert (data["t2i"].query_positions == np.arange(len(texts))).all(), "t2i queries are not the captions in order"
+    assert (data["i2t"].query_positions == np.arange(len(bench.images))).all(), \
+        "i2t queries are not the images in order"
+    scored = load_reranker(cfg.stage2).score_candidates(bench.images, texts, data["t2i"], data["i2t"], args.depth)
     arrays = {}
     for direction in ("t2i", "i2t"):
-        gathered = gather_candidate_scores(scores.itm_logits, scores.itc, getattr(pairs, f"{direction}_rows"))
-        arrays[f"{direction}_ids"] = data[direction]["ids"][:, :100]
-        arrays[f"{direction}_s1"] = data[direction]["scores"][:, :100]
+        gathered = getattr(scored, direction)
+        arrays[f"{direction}_ids"] = data[direction].ids[:, :100]
+        arrays[f"{direction}_s1"] = data[direction].scores[:, :100]
         arrays[f"{direction}_itm"] = gathered.itm_logits
         arrays[f"{direction}_itc"] = gathered.itc
-    arrays["t2i_rel"] = np.asarray(data["t2i"]["relevant"])
+    arrays["t2i_rel"] = np.asarray(data["t2i"].relevant)
     arrays["i2t_rel"] = np.array([np.pad(r, (0, 5 - len(r)), constant_values=-1)[:5]
-                                  for r in data["i2t"]["relevant"]])
+                                  for r in data["i2t"].relevant])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out, **arrays)
     logging.info("wrote %s", args.out)
