@@ -64,7 +64,6 @@ def direction_data(bench: Benchmark, s1: Stage1Result) -> dict[str, DirectionDat
     }
 
 
-
 def dataset_identity(bench: Benchmark) -> str:
     """SHA-1 of the benchmark's name, split, images (id, path, file size) and captions (id, text, image id)."""
     digest = hashlib.sha1(f"{bench.name}|{bench.split}".encode())
