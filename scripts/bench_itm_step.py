@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from eval.itm_training.flickr8k import FlickrItmOptions, build_flickr_model
+from eval.reranker_recipes.flickr8k import FlickrItmOptions, build_flickr_model
 from stage2_rerank.bench.report import provenance
 from stage2_rerank.training.config import ItmTrainerConfig
 from stage2_rerank.training.losses import batch_losses

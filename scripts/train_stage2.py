@@ -29,13 +29,13 @@ from pathlib import Path
 
 import torch
 
-from eval.itm_training.evaluate import r1_table
-from eval.itm_training.recipes import evaluate_flickr, evaluate_synthetic
-from eval.itm_training.flickr8k import (PROVIDERS, FlickrItmOptions, flickr_listwise_trainer_config,
+from eval.reranker_recipes.evaluate import r1_table
+from eval.reranker_recipes.recipes import evaluate_flickr, evaluate_synthetic
+from eval.reranker_recipes.flickr8k import (PROVIDERS, FlickrItmOptions, flickr_listwise_trainer_config,
                                        flickr_trainer_config, train_flickr_reranker)
-from eval.itm_training.flickr8k_residual import (STAGE1_CHECKPOINT, flickr_residual_trainer_config,
+from eval.reranker_recipes.flickr8k_residual import (STAGE1_CHECKPOINT, flickr_residual_trainer_config,
                                                 train_flickr_residual)
-from eval.itm_training.synthetic import SyntheticItmOptions, demo_trainer_config, train_synthetic_reranker
+from eval.reranker_recipes.synthetic import SyntheticItmOptions, demo_trainer_config, train_synthetic_reranker
 from eval.malloc_tuning import tune_malloc
 
 RUN_DIRS = {"synthetic": ".cache/rrbench/models/stage2_synthetic",

@@ -1,7 +1,7 @@
 """The layering of DESIGN.md, checked on the import statements of every module (parsed, never imported).
 
 Edges: every ``import`` / ``from ... import`` anywhere in a module (top level, functions, ``TYPE_CHECKING``
-blocks), resolved to modules of ``stage1_dual``, ``stage2_rerank`` and ``eval``; ``from pkg import name``
+blocks), resolved to modules of ``rrbench_base``, ``stage1_dual``, ``stage2_rerank`` and ``eval``; ``from pkg import name``
 points at ``pkg.name`` when that is a module, else at ``pkg``. Importing ``a.b.c`` also runs the packages
 ``a`` and ``a.b``, so those are edges too, except packages that contain the importing module (Python has
 already started them when the module runs).
@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("stage1_dual", "stage2_rerank", "eval")
+BASE = "rrbench_base"
+PACKAGES = (BASE, "stage1_dual", "stage2_rerank", "eval")
 TRAINING = "stage2_rerank.training"
-MAY_IMPORT_TRAINING = (TRAINING, "stage2_rerank.bench", "eval.itm_training")
+MAY_IMPORT_TRAINING = (TRAINING, "stage2_rerank.bench", "eval.reranker_recipes")
 """The only modules that may import ``stage2_rerank.training``: itself, stage-2 benchmarks and eval's training
 recipes (which join data and both stages)."""
 
@@ -114,7 +115,7 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_sees_the_stages():
     graph = edges()
     assert "stage2_rerank.rerank" in graph["eval.runner.experiment"]
-    assert any(target.startswith(TRAINING) for target in graph["eval.itm_training.flickr8k"])
+    assert any(target.startswith(TRAINING) for target in graph["eval.reranker_recipes.flickr8k"])
 
 
 def test_no_import_cycles():
@@ -126,6 +127,12 @@ def test_a_stage_never_imports_eval_or_the_other_stage(stage):
     other = "stage2_rerank" if stage == "stage1_dual" else "stage1_dual"
     bad = [f"{name}:{line} imports {target}" for name in MODULES if name.split(".")[0] == stage
            for target, _, line in imports_of(name) if target.split(".")[0] in ("eval", other)]
+    assert bad == []
+
+
+def test_the_base_imports_no_stage_and_no_eval():
+    bad = [f"{name}:{line} imports {target}" for name in MODULES if name.split(".")[0] == BASE
+           for target, _, line in imports_of(name) if target.split(".")[0] != BASE]
     assert bad == []
 
 

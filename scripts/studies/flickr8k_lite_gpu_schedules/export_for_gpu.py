@@ -26,10 +26,10 @@ from tqdm import tqdm
 
 from eval.data.benchmark import Benchmark
 from eval.experiment_config import load_experiment, with_cache_dirs
-from eval.itm_training.common import subset
-from eval.itm_training.flickr8k import (FlickrItmOptions, build_flickr_model, fit_stage1, load_split,
+from eval.reranker_recipes.common import subset
+from eval.reranker_recipes.flickr8k import (FlickrItmOptions, build_flickr_model, fit_stage1, load_split,
                                         mined_negatives, split_features, stage1_similarity)
-from eval.itm_training.linear_stage1 import minilm_sentence_embeddings, pooled_features
+from eval.reranker_recipes.linear_stage1 import minilm_sentence_embeddings, pooled_features
 from stage1_dual.pipeline import Stage1Result, run_stage1
 from stage2_rerank.pair_scoring import tokenize_captions
 from stage2_rerank.training.feature_store import load_feature_store

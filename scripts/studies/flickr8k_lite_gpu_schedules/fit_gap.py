@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eval.itm_training.flickr8k import FlickrItmOptions, build_flickr_model, load_split, stage1_similarity
-from eval.itm_training.linear_stage1 import load_linear_stage1
+from eval.reranker_recipes.flickr8k import FlickrItmOptions, build_flickr_model, load_split, stage1_similarity
+from eval.reranker_recipes.linear_stage1 import load_linear_stage1
 from stage2_rerank.training.feature_store import load_feature_store
 from stage2_rerank.training.trainable import ItmTrainable, ItmTrainingData, score_pairs_in_memory
 

@@ -1,6 +1,6 @@
 """One-off GPU schedule diagnostic (results/flickr8k_lite_gpu_schedules/README.md); not part of the package.
 
-Trains the Flickr8k-lite reranker recipe (``eval/itm_training/flickr8k.py``: ``flickr_trainer_config``, the
+Trains the Flickr8k-lite reranker recipe (``eval/reranker_recipes/flickr8k.py``: ``flickr_trainer_config``, the
 stand-in stage-1 negatives, val-100 selection) on the folders ``export_for_gpu.py`` writes, once per schedule
 ``name:epochs:steps_per_epoch:batch:time_budget_s`` (``steps_per_epoch``: a number, ``full`` = all captions, or
 ``auto`` = as many full-data steps as fit 85% of the budget at the previous run's pace); mined negatives from half
@@ -27,8 +27,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import Blip2Config, Blip2ForImageTextRetrieval, Blip2Processor
 
-from eval.itm_training.common import metrics_of_rankings, rerank_validator
-from eval.itm_training.flickr8k import flickr_trainer_config
+from eval.reranker_recipes.common import metrics_of_rankings, rerank_validator
+from eval.reranker_recipes.flickr8k import flickr_trainer_config
 from stage2_rerank.config import FusionConfig
 from stage2_rerank.training.losses import Stage1Embeddings
 from stage2_rerank.training.trainable import ItmTrainable, ItmTrainingData

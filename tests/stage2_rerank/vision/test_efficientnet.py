@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from transformers import Blip2Processor
 
-from eval.itm_training.flickr8k import FlickrItmOptions, build_flickr_model
+from eval.reranker_recipes.flickr8k import FlickrItmOptions, build_flickr_model
 from stage2_rerank.vision import ProviderSource
 from stage2_rerank.vision.efficientnet import efficientnet_lite0_provider, load_efficientnet_lite
 

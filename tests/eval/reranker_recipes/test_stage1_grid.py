@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from eval.itm_training.flickr8k import ENSEMBLE_PROVIDER, FlickrItmOptions, stage1_grid_store
+from eval.reranker_recipes.flickr8k import ENSEMBLE_PROVIDER, FlickrItmOptions, stage1_grid_store
 from stage2_rerank.vision import ProviderSource, make_vision_provider
 from stage2_rerank.vision.efficientnet import EfficientNetEnsembleGridProvider, ensemble_grid_tokens
 from tests.stage2_rerank.helpers import make_images

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from eval.itm_training.crossfit_stage1 import CrossFitConfig, crossfit_stage1
+from eval.reranker_recipes.crossfit_stage1 import CrossFitConfig, crossfit_stage1
 from stage1_dual.trainable.model import DualEncoderModel
 from tests.stage1_dual.trainable_helpers import tiny_model_config, toy_split
 

@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from eval.data.benchmark import Benchmark
-from eval.itm_training.common import DEFAULT_FUSIONS, metrics_of_rankings
+from eval.reranker_recipes.common import DEFAULT_FUSIONS, metrics_of_rankings
 from stage1_dual.config import EncoderConfig, Stage1Config
 from stage1_dual.pipeline import run_stage1
 from stage2_rerank.config import FusionConfig, RerankerConfig

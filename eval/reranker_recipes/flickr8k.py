@@ -29,8 +29,8 @@ from transformers import Blip2ForImageTextRetrieval
 from eval.data.benchmark import Benchmark
 from eval.data.dataset_config import DatasetConfig
 from eval.data.loaders import load_benchmark
-from eval.itm_training.common import rerank_validator, subset, training_data
-from eval.itm_training.linear_stage1 import (LinearStage1, fit_linear_stage1, minilm_sentence_embeddings,
+from eval.reranker_recipes.common import rerank_validator, subset, training_data
+from eval.reranker_recipes.linear_stage1 import (LinearStage1, fit_linear_stage1, minilm_sentence_embeddings,
                                              pooled_features, save_linear_stage1)
 from stage1_dual.trainable.image_towers import build_image_tower
 from stage1_dual.trainable.model_config import ImageTowerConfig

@@ -20,7 +20,7 @@ from eval.data.benchmark import Benchmark
 from eval.data.dataset_config import DEFAULT_CACHE_DIR, DatasetConfig, SyntheticConfig
 from eval.data.loaders import load_benchmark
 from eval.data.synthetic import read_manifest, synthetic_split_dir
-from eval.itm_training.common import padded_lists, processed_pixels, rerank_validator, subset, training_data
+from eval.reranker_recipes.common import padded_lists, processed_pixels, rerank_validator, subset, training_data
 from stage2_rerank.training.config import ItmTrainerConfig
 from stage2_rerank.training.hard_negatives import TopKNegatives
 from stage2_rerank.training.model_spec import ItmModelSpec, build_itm_model

@@ -15,10 +15,10 @@ import torch
 
 from eval.data.dataset_config import DatasetConfig, SyntheticConfig
 from eval.data.loaders import load_benchmark
-from eval.itm_training.common import processed_pixels, training_data
-from eval.itm_training.evaluate import dual_encoder_candidates, evaluate_checkpoint
-from eval.itm_training.flickr8k import STAGE1_FILE, FlickrItmOptions, load_split, split_features, stage1_similarity
-from eval.itm_training.linear_stage1 import load_linear_stage1
+from eval.reranker_recipes.common import processed_pixels, training_data
+from eval.reranker_recipes.evaluate import dual_encoder_candidates, evaluate_checkpoint
+from eval.reranker_recipes.flickr8k import STAGE1_FILE, FlickrItmOptions, load_split, split_features, stage1_similarity
+from eval.reranker_recipes.linear_stage1 import load_linear_stage1
 from stage2_rerank.backends import RERANKER_PROVIDER_KEY
 from stage2_rerank.training.checkpoint import load_itm_checkpoint
 from stage2_rerank.training.validation import candidates_from_similarity, itc_similarity

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from eval.data.benchmark import Benchmark
-from eval.itm_training.common import DEFAULT_FUSIONS, rerank_validator, subset, training_data
-from eval.itm_training.crossfit_stage1 import CrossFitConfig, CrossFitLists, crossfit_stage1
-from eval.itm_training.flickr8k import FlickrItmOptions, build_flickr_model, load_split, split_features
+from eval.reranker_recipes.common import DEFAULT_FUSIONS, rerank_validator, subset, training_data
+from eval.reranker_recipes.crossfit_stage1 import CrossFitConfig, CrossFitLists, crossfit_stage1
+from eval.reranker_recipes.flickr8k import FlickrItmOptions, build_flickr_model, load_split, split_features
 from stage1_dual.trainable.checkpoint import load_model_dir
 from stage1_dual.trainable.model import DualEncoderModel
 from stage1_dual.trainable.towers import Features

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from eval.data.dataset_config import SyntheticConfig
-from eval.itm_training.common import processed_pixels
-from eval.itm_training.synthetic import (SyntheticItmOptions, distractor_accuracy, load_split, scene_groups,
+from eval.reranker_recipes.common import processed_pixels
+from eval.reranker_recipes.synthetic import (SyntheticItmOptions, distractor_accuracy, load_split, scene_groups,
                                          train_synthetic_reranker)
 from stage2_rerank.config import RerankerConfig
 from stage2_rerank.rerank import load_reranker

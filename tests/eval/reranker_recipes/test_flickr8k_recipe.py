@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from eval.itm_training.flickr8k import FlickrItmOptions, build_flickr_model, flickr_trainer_config
+from eval.reranker_recipes.flickr8k import FlickrItmOptions, build_flickr_model, flickr_trainer_config
 from stage2_rerank.training.hard_negatives import sample_in_batch
 from stage2_rerank.training.losses import Stage1Embeddings
 
@@ -70,7 +70,7 @@ def test_init_from_starts_from_a_saved_checkpoint(tmp_path):
 
 
 def test_listwise_recipe_is_a_second_phase_on_topk_lists():
-    from eval.itm_training.flickr8k import flickr_listwise_trainer_config
+    from eval.reranker_recipes.flickr8k import flickr_listwise_trainer_config
 
     config = flickr_listwise_trainer_config()
     assert config.listwise_weight > 0 and config.negatives == "topk" and config.mined_from_step == 0
@@ -79,7 +79,7 @@ def test_listwise_recipe_is_a_second_phase_on_topk_lists():
 
 
 def test_residual_recipe_is_a_second_phase_that_needs_a_first_phase_checkpoint(tmp_path):
-    from eval.itm_training.flickr8k_residual import flickr_residual_trainer_config, train_flickr_residual
+    from eval.reranker_recipes.flickr8k_residual import flickr_residual_trainer_config, train_flickr_residual
 
     config = flickr_residual_trainer_config()
     assert config.listwise_weight > 0 and config.listwise_residual_scale > 0 and config.mined_fraction == 1.0
