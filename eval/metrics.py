@@ -14,6 +14,9 @@ Definitions (percent, 0-100, except ``MedR`` and ``MeanR`` which are ranks; rank
 - ``MRR``: mean of ``1 / rank`` of the first relevant item (0 when none is in the list).
 - ``mAP``: mean over queries of average precision: the sum of precision@r over the ranks r of the
   relevant items found in the list, divided by the total number of relevant items.
+- ``nDCG@10``: mean over queries of ``DCG@10 / IDCG@10`` with binary gains, ``DCG@10 = sum over the relevant
+  items at ranks r <= 10 of 1 / log2(r + 1)`` and ``IDCG@10`` the DCG of ``min(|relevant|, 10)`` relevant items
+  at ranks 1, 2, ... (MIEB, BEIR and ranx's ``ndcg@10``).
 - ``MedR`` / ``MeanR``: median / mean rank of the first relevant item; a query with no relevant item
   in its list gets rank ``N + 1``. ``MedR`` is ``numpy.median``, so it can end in ``.5``.
 - ``rsum``: ``t2i/R@1 + t2i/R@5 + t2i/R@10 + i2t/R@1 + i2t/R@5 + i2t/R@10``.
@@ -29,6 +32,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
+NDCG_K = 10
 RSUM_KS: tuple[int, ...] = (1, 5, 10)
 DIRECTIONS: tuple[str, ...] = ("t2i", "i2t")
 
@@ -160,21 +164,45 @@ def ranking_metrics(
     if any(int(k) < 1 for k in ks):
         raise ValueError(f"cut-offs must be >= 1, got {list(ks)}")
 
+    values = per_query_values(hits, num_relevant, ks, true_recall)
+    out = {f"{prefix}{name}": float(np.mean(column) * 100.0) for name, column in values.items() if name != "rank"}
+    out[f"{prefix}MedR"] = float(np.median(values["rank"]))
+    out[f"{prefix}MeanR"] = float(np.mean(values["rank"]))
+    return out
+
+
+def per_query_values(hits: np.ndarray, num_relevant: np.ndarray, ks: Sequence[int] = DEFAULT_KS,
+                     true_recall: bool = False) -> dict[str, np.ndarray]:
+    """Each query's value of each metric (fractions in [0, 1], not percent), float64 ``[Q]`` per name, in the
+    order ``R@K`` (for each K), ``Recall@K`` (when asked), ``MRR``, ``mAP``, ``nDCG@10``, plus ``rank``: the
+    1-based rank of the first relevant item (``N + 1`` when none is listed). The mean of a column times 100 is
+    the metric of :func:`ranking_metrics`; significance tests and confidence intervals resample these columns.
+    """
+    hits = np.asarray(hits, dtype=bool)
     first = first_relevant_rank(hits)
     found = first <= hits.shape[1]
-    out: dict[str, float] = {}
+    out: dict[str, np.ndarray] = {}
     for k in ks:
-        out[f"{prefix}R@{k}"] = float(np.mean(found & (first <= k)) * 100.0)
+        out[f"R@{k}"] = (found & (first <= k)).astype(np.float64)
     if true_recall:
         cum_hits = np.cumsum(hits, axis=1)
         for k in ks:
             in_top_k = cum_hits[:, min(int(k), hits.shape[1]) - 1] if hits.shape[1] else np.zeros(len(hits))
-            out[f"{prefix}Recall@{k}"] = float(np.mean(in_top_k / num_relevant) * 100.0)
-    out[f"{prefix}MRR"] = float(np.mean(np.where(found, 1.0 / first, 0.0)) * 100.0)
-    out[f"{prefix}mAP"] = float(np.mean(average_precision(hits, num_relevant)) * 100.0)
-    out[f"{prefix}MedR"] = float(np.median(first))
-    out[f"{prefix}MeanR"] = float(np.mean(first))
+            out[f"Recall@{k}"] = in_top_k / np.asarray(num_relevant, dtype=np.float64)
+    out["MRR"] = np.where(found, 1.0 / first, 0.0)
+    out["mAP"] = average_precision(hits, num_relevant)
+    out[f"nDCG@{NDCG_K}"] = ndcg(hits, num_relevant, NDCG_K)
+    out["rank"] = first.astype(np.float64)
     return out
+
+
+def ndcg(hits: np.ndarray, num_relevant: np.ndarray, k: int = NDCG_K) -> np.ndarray:
+    """Per-query nDCG@k with binary gains (fraction), float64 ``[Q]``; see the module docstring."""
+    hits = np.asarray(hits, dtype=bool)[:, :k]
+    discounts = 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
+    dcg = (hits * discounts[: hits.shape[1]]).sum(axis=1)
+    ideal = np.cumsum(discounts)[np.minimum(np.asarray(num_relevant, dtype=np.int64), k) - 1]
+    return dcg / ideal
 
 
 def average_precision(hits: np.ndarray, num_relevant: np.ndarray) -> np.ndarray:

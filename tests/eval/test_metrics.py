@@ -1,5 +1,7 @@
 """eval.metrics against a brute-force reference, against ranx, and against the LAVIS convention."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -38,7 +40,7 @@ def brute_force(ranked, relevant, ks, true_recall):
     """Pure-Python reference, one query at a time, straight from the definitions."""
     per_query = {f"R@{k}": [] for k in ks}
     per_query.update({f"Recall@{k}": [] for k in ks})
-    per_query.update(MRR=[], mAP=[], first=[])
+    per_query.update(MRR=[], mAP=[], first=[], ndcg=[])
     depth = len(ranked[0])
     for row, rel in zip(ranked.tolist(), relevant):
         rel = {int(r) for r in np.atleast_1d(rel)}
@@ -55,6 +57,9 @@ def brute_force(ranked, relevant, ks, true_recall):
                 found += 1
                 precisions.append(found / (i + 1))
         per_query["mAP"].append(sum(precisions) / len(rel))
+        dcg = sum(1.0 / math.log2(i + 2) for i, x in enumerate(items[:10]) if x in rel)
+        ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(rel), 10)))
+        per_query["ndcg"].append(dcg / ideal)
         per_query["first"].append(first)
     out = {}
     for k in ks:
@@ -63,6 +68,7 @@ def brute_force(ranked, relevant, ks, true_recall):
             out[f"Recall@{k}"] = 100 * sum(per_query[f"Recall@{k}"]) / len(ranked)
     out["MRR"] = 100 * sum(per_query["MRR"]) / len(ranked)
     out["mAP"] = 100 * sum(per_query["mAP"]) / len(ranked)
+    out["nDCG@10"] = 100 * sum(per_query["ndcg"]) / len(ranked)
     firsts = sorted(per_query["first"])
     mid = len(firsts) // 2
     out["MedR"] = firsts[mid] if len(firsts) % 2 else (firsts[mid - 1] + firsts[mid]) / 2
@@ -118,7 +124,7 @@ def test_matches_ranx(seed):
         if row[0] >= 0
     }
     assert len(run) < len(qrels)
-    names = [f"hit_rate@{k}" for k in KS] + [f"recall@{k}" for k in KS] + ["mrr", "map"]
+    names = [f"hit_rate@{k}" for k in KS] + [f"recall@{k}" for k in KS] + ["mrr", "map", "ndcg@10"]
     theirs = ranx.evaluate(ranx.Qrels(qrels), ranx.Run(run), names, make_comparable=True)
     ours = image_to_text_metrics(ranked, relevant, ks=KS)
     for k in KS:
@@ -126,6 +132,8 @@ def test_matches_ranx(seed):
         assert ours[f"i2t/Recall@{k}"] == pytest.approx(100 * theirs[f"recall@{k}"])
     assert ours["i2t/MRR"] == pytest.approx(100 * theirs["mrr"])
     assert ours["i2t/mAP"] == pytest.approx(100 * theirs["map"])
+    assert ours["i2t/nDCG@10"] == pytest.approx(100 * theirs["ndcg@10"])
+    assert 0 < ours["i2t/nDCG@10"] < 100
 
 
 # A hand-made similarity matrix: 3 images, 6 captions, captions 2i and 2i+1 describe image i.
