@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Sequence
 
+from eval.analysis.config import AnalysisConfig
 from eval.data.dataset_config import DatasetConfig
 from eval.typed_config import FieldError, apply_overrides, check_field, from_dict, load_config, to_dict
 from stage1_dual.config import Stage1Config
@@ -112,6 +113,8 @@ class ExperimentConfig:
         stage2: the reranker (see ``stage2_rerank.config.RerankerConfig``); null = stage 1 only.
         ablation: rerank depths, fusion rules and stage-1 variants to compare (every value is checked when the
             config loads, before stage 1 runs).
+        analysis: significance tests, depth recommendation and the example page (see
+            ``eval.analysis.config.AnalysisConfig``).
         seed: global seed (torch, numpy) recorded in the results; in [0, 2**32).
         output_dir: parent folder of the experiment's results folder.
         cache_dir: root of every cache of the run (embeddings, vision features, pair scores, data)
@@ -131,6 +134,7 @@ class ExperimentConfig:
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Optional[RerankerConfig] = None
     ablation: AblationConfig = field(default_factory=AblationConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     seed: int = 0
     output_dir: Path = Path("results")
     cache_dir: Path = Path(".cache/rrbench")
@@ -149,6 +153,20 @@ class ExperimentConfig:
         _check_depths(self.ablation.depths, self.stage1.depth, "stage1.depth")
         if self.stage2 is None and any(k > 0 for k in self.ablation.depths):
             raise FieldError("ablation.depths", "ablation.depths > 0 need a stage2 section (or set depths: [0])")
+        cell = self.analysis.example_cell
+        if cell is not None and cell not in self.setting_keys():
+            raise FieldError("analysis.example_cell", f"analysis.example_cell {cell!r} is not a cell of this "
+                             f"experiment; cells: {', '.join(self.setting_keys())}")
+
+    def setting_keys(self) -> list[str]:
+        """Every cell's setting key, in results order (``stage1``, ``stage2/<rule>/k=<k>``, then variants)."""
+        keys = []
+        depths = sorted(k for k in self.ablation.depths if k > 0) if self.stage2 is not None else []
+        for variant in ["", *self.ablation.stage1_variants]:
+            tag = f"@{variant}" if variant else ""
+            keys.append(f"stage1{tag}")
+            keys += [f"stage2{tag}/{rule}/k={k}" for rule in self.ablation.rules for k in depths]
+        return keys
 
     @property
     def results_dir(self) -> Path:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
 
 BATCH_BYTES = 256 * 2**20  # scipy materialises [rows, batch, Q] resamples; keep that under 256 MiB
 
@@ -43,6 +42,8 @@ class BootstrapSettings:
 def bootstrap_means(values: np.ndarray, settings: BootstrapSettings, stream: int = 0) -> np.ndarray:
     """float64 ``[R, resamples]``: the bootstrap distribution of the mean of each row of ``values`` ``[R, Q]``
     (``scipy.stats.bootstrap``, seeded by ``settings.seed`` and ``stream``)."""
+    from scipy import stats
+
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] < 2:
         raise ValueError(f"values must be [rows, queries] with at least 2 queries, got shape {values.shape}")
@@ -70,6 +71,8 @@ def shift_p_values(observed: np.ndarray, distribution: np.ndarray) -> np.ndarray
 
 def adjusted(p_values: Sequence[float]) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (``scipy.stats.false_discovery_control``); empty in, empty out."""
+    from scipy import stats
+
     p = np.asarray(p_values, dtype=np.float64)
     return stats.false_discovery_control(p, method="bh") if p.size else p
 

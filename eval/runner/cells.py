@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from eval.analysis.per_query import QueryValues, query_values
 from eval.metrics import image_to_text_metrics, recall_curves, rsum, text_to_image_metrics
 from eval.trec import file_sha256, write_qrels, write_run
 from stage2_rerank.config import FusionConfig
@@ -83,6 +84,11 @@ def cell_metrics(ranked: dict[str, Ranked], data: dict[str, DirectionData]) -> d
     out.update(image_to_text_metrics(_ids(ranked["i2t"]), data["i2t"].relevant))
     out["rsum"] = rsum(out)
     return out
+
+
+def cell_query_values(ranked: dict[str, Ranked], data: dict[str, DirectionData]) -> dict[str, QueryValues]:
+    """Per-query values of both directions (``eval.analysis.per_query``) for the rankings ``ranked[direction]``."""
+    return {d: query_values(_ids(ranked[d]), data[d].relevant, d) for d in DIRECTIONS}
 
 
 def cell_curves(ranked: dict[str, Ranked], data: dict[str, DirectionData]) -> dict[str, list[float]]:

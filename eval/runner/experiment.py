@@ -26,11 +26,12 @@ from typing import Any, Optional
 
 import numpy as np
 
+from eval.analysis import BootstrapSettings, QueryValues, analyse, write_per_query
 from eval.data.benchmark import Benchmark
 from eval.data.loaders import load_benchmark
 from eval.experiment_config import ExperimentConfig, with_cache_dirs
 from eval.provenance import provenance
-from eval.runner.cells import (DirectionData, cell_curves, cell_metrics, main_depths, rerank_both, setting_entry,
+from eval.runner.cells import (DirectionData, cell_curves, cell_metrics, cell_query_values, main_depths, rerank_both, setting_entry,
                                setting_key, write_cell_runs, write_qrels_files)
 from eval.runner.latency import (CostLedger, cost_context, stage1_latency, stage1_sources, stage2_latency,
                                  stage2_sources)
@@ -111,6 +112,8 @@ class ExperimentRun:
         self.timings: dict[str, Any] = {}
         self.counts: dict[str, Any] = {}
         self.costs: dict[str, Any] = {}
+        self.per_query: dict[str, dict[str, QueryValues]] = {}
+        self.query_positions: dict[str, np.ndarray] = {}
         self.run_file_seconds = 0.0
 
     def _add_cell(self, key: str, label: str, rule: Optional[str], depth: int, variant: str,
@@ -119,6 +122,11 @@ class ExperimentRun:
         for name, value in cell_metrics(ranked, data).items():
             self.metrics[f"{key}/{name}"] = value
         self.curves[key] = cell_curves(ranked, data)
+        self.per_query[key] = cell_query_values(ranked, data)
+        for d in ("t2i", "i2t"):
+            known = self.query_positions.setdefault(d, data[d].query_positions)
+            if not np.array_equal(known, data[d].query_positions):
+                raise RuntimeError(f"{key}: the {d} queries differ from the first stage-1 setting's")
         self.settings.append(setting_entry(key, label, rule, depth, ms, variant, sources))
         if self.cfg.write_trec:
             t0 = time.perf_counter()
@@ -197,14 +205,29 @@ class ExperimentRun:
             "grid_cost_ratio_with_run_files": ((rerank_seconds + grid_seconds + files_seconds) / rerank_seconds
                                                if rerank_seconds > 0 else None)}
 
+    def analysis(self) -> dict[str, Any]:
+        """The ``analysis`` section (``eval.analysis.analyse``) and ``per_query.npz`` beside results.json."""
+        t0 = time.perf_counter()
+        cfg = self.cfg.analysis
+        boot = BootstrapSettings(cfg.resamples, cfg.confidence, cfg.alpha,
+                                 self.cfg.seed if cfg.seed is None else cfg.seed)
+        out = analyse(self.per_query, self.settings, self.metrics, self.curves, boot, cfg.recommend_within,
+                      cfg.significance)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        write_per_query(self.out_dir / "per_query.npz", self.per_query, self.query_positions)
+        self.timings["analysis_seconds"] = time.perf_counter() - t0
+        return out
+
     def write_results(self, bench: Benchmark, total_seconds: float) -> Path:
         """results.json (atomic write) with every section of the schema."""
         self.counts["dataset"] = bench.summary()
         self.counts["skipped_items"] = [s.as_dict() for s in bench.skipped]
-        self.timings["total_seconds"] = total_seconds
+        analysis = self.analysis()
+        self.timings["total_seconds"] = total_seconds + self.timings["analysis_seconds"]
         payload = {
             "experiment": self.cfg.experiment, "metrics": self.metrics, "settings": self.settings,
-            "curves": self.curves, "timings": self.timings, "counts": self.counts, "costs": self.costs,
+            "curves": self.curves, "analysis": analysis, "timings": self.timings, "counts": self.counts,
+            "costs": self.costs,
             "provenance": provenance(to_dict(self.cfg), self.cfg.seed, REPO_ROOT,
                                      self.threads.as_dict() if self.threads is not None else None),
         }
