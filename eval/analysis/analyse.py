@@ -14,7 +14,7 @@ import numpy as np
 
 from eval.analysis.breakdown import ceiling, ceiling_share, recommend_depth, win_loss
 from eval.analysis.per_query import DIRECTIONS, QueryValues
-from eval.analysis.significance import (BootstrapSettings, Comparison, bootstrap_means, percentile_interval,
+from eval.analysis.significance import (BootstrapSettings, Comparison, paired_bootstrap_means, percentile_interval,
                                         shift_p_values, with_adjustment)
 
 TESTED_METRICS = ("R@1", "R@5", "MRR")
@@ -28,37 +28,30 @@ def stage1_key_of(setting: Mapping[str, Any]) -> str:
 
 def _significance(cells: Mapping[str, Mapping[str, QueryValues]], settings: Sequence[Mapping[str, Any]],
                   boot: BootstrapSettings) -> dict[str, Any]:
-    """Intervals of every cell's metrics and paired comparisons, one bootstrap call per direction."""
+    """Intervals of every cell's metrics and paired comparisons; one bootstrap of every (cell, metric) row per
+    direction, the comparisons read as differences of rows that share their resamples."""
     intervals: dict[str, list[float]] = {}
     families: dict[tuple[str, str, str], list[tuple[str, Comparison]]] = {}
     for stream, d in enumerate(DIRECTIONS):
-        rows: list[np.ndarray] = []
-        labels: list[tuple[str, str, str, str]] = []  # (kind, cell, metric, reference)
-        for s in settings:
-            for metric in INTERVAL_METRICS:
-                rows.append(cells[s["key"]][d].values[metric] * 100.0)
-                labels.append(("interval", s["key"], metric, ""))
+        rows = {(s["key"], m): i for i, (s, m) in enumerate((s, m) for s in settings for m in INTERVAL_METRICS)}
+        values = np.stack([cells[key][d].values[metric] * 100.0 for key, metric in rows])
+        distribution = paired_bootstrap_means(values, boot, stream)
+        means = values.mean(axis=1)
+        for (key, metric), (lo, hi) in zip(rows, percentile_interval(distribution, boot.confidence)):
+            intervals[f"{key}/{d}/{metric}"] = [float(lo), float(hi)]
         for metric in TESTED_METRICS:
-            best = max(settings, key=lambda s: cells[s["key"]][d].values[metric].mean())["key"]
+            best = max(settings, key=lambda s: means[rows[(s["key"], metric)]])["key"]
             for s in settings:
-                value = cells[s["key"]][d].values[metric]
                 for kind, reference in (("vs_stage1", stage1_key_of(s)), ("vs_best", best)):
                     if reference == s["key"] or (kind == "vs_stage1" and s["depth"] == 0):
                         continue
-                    rows.append((value - cells[reference][d].values[metric]) * 100.0)
-                    labels.append((kind, s["key"], metric, reference))
-        values = np.stack(rows)
-        distribution = bootstrap_means(values, boot, stream)
-        bounds = percentile_interval(distribution, boot.confidence)
-        observed = values.mean(axis=1)
-        p = shift_p_values(observed, distribution)
-        for (kind, cell, metric, reference), o, (lo, hi), pv in zip(labels, observed, bounds, p):
-            key = f"{cell}/{d}/{metric}"
-            if kind == "interval":
-                intervals[key] = [float(lo), float(hi)]
-            else:
-                comparison = Comparison(reference, float(o), (float(lo), float(hi)), float(pv))
-                families.setdefault((kind, d, metric), []).append((key, comparison))
+                    a, b = rows[(s["key"], metric)], rows[(reference, metric)]
+                    observed = np.array([means[a] - means[b]])
+                    diff = (distribution[a] - distribution[b])[None]
+                    [(lo, hi)] = percentile_interval(diff, boot.confidence)
+                    [p] = shift_p_values(observed, diff)
+                    comparison = Comparison(reference, float(observed[0]), (float(lo), float(hi)), float(p))
+                    families.setdefault((kind, d, metric), []).append((f"{s['key']}/{d}/{metric}", comparison))
     out: dict[str, Any] = {"intervals": intervals, "vs_stage1": {}, "vs_best": {}}
     for (kind, _, _), members in families.items():
         adjusted = with_adjustment([c for _, c in members], boot.alpha)

@@ -54,6 +54,23 @@ def bootstrap_means(values: np.ndarray, settings: BootstrapSettings, stream: int
     return np.asarray(result.bootstrap_distribution, dtype=np.float64).reshape(len(values), -1)
 
 
+def paired_bootstrap_means(values: np.ndarray, settings: BootstrapSettings, stream: int = 0) -> np.ndarray:
+    """:func:`bootstrap_means` whose rows share their resamples (resample b draws the same queries for every
+    row), so ``out[i] - out[j]`` is the bootstrap distribution of the mean paired difference of rows i and j.
+
+    scipy draws one index array per resample and applies it along the query axis of every row; a guard row
+    (row 0 plus 1) checks that this still holds and raises otherwise, so a change in scipy cannot silently
+    unpair the comparisons.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    guarded = np.concatenate([values, values[:1] + 1.0])
+    out = bootstrap_means(guarded, settings, stream)
+    if not np.allclose(out[-1] - out[0], 1.0, rtol=0, atol=1e-9):
+        raise RuntimeError("scipy.stats.bootstrap no longer resamples the rows of one sample together; "
+                           "paired differences must be resampled explicitly (significance.compare)")
+    return out[:-1]
+
+
 def percentile_interval(distribution: np.ndarray, confidence: float) -> np.ndarray:
     """``[R, 2]`` lower and upper percentile bounds of each row of a bootstrap distribution ``[R, B]``."""
     tail = (1.0 - confidence) / 2.0 * 100.0

@@ -9,8 +9,16 @@ Schema (metrics in percent except MedR/MeanR; latencies in milliseconds per quer
                     "ms_per_query": {"t2i": 1.3, "i2t": 2.0},
                     "latency_source": {"t2i": "this run", "i2t": "ledger"}}, ...],
       "curves": {"stage1": {"t2i": [R@1, ..., R@N], "i2t": [...]}, ...},
+      "analysis": {"intervals": {"stage1/t2i/R@1": [39.8, 42.6], ...},
+                   "vs_stage1": {"stage2/itm/k=5/t2i/R@1": {"difference": 8.1, "p": 0.0001, "p_adjusted": 0.0002,
+                                                            "significant": true, ...}, ...},
+                   "vs_best": {...}, "win_loss": {...}, "ceiling": {...}, "ceiling_share": {...},
+                   "recommendation": {"itm": {"depth": 5, "cell": "stage2/itm/k=5", ...}}, "method": {...}},
       "timings": {...}, "counts": {...}, "provenance": {...}
     }
+
+``analysis`` (see ``eval.analysis``) is absent from files written before it existed; the report then shows no
+significance marks, intervals, ceilings or recommendations.
 
 A setting's metric ``t2i/R@1`` is stored as ``metrics[setting.key + "/t2i/R@1"]``. ``latency_source`` says
 per direction where the latency comes from: ``"this run"`` (measured by the run that wrote the file) or
@@ -43,6 +51,7 @@ class Setting:
         depth: rerank depth k (0 for stage 1).
         ms_per_query: direction (``"t2i"``/``"i2t"``) -> milliseconds per query; missing = unknown.
         latency_source: direction -> ``"this run"`` or ``"ledger"`` (see the module docstring).
+        variant: the stage-1 variant the setting builds on (None: the main stage-1 setting).
     """
 
     key: str
@@ -51,6 +60,7 @@ class Setting:
     depth: int
     ms_per_query: dict[str, float] = field(default_factory=dict)
     latency_source: dict[str, str] = field(default_factory=dict)
+    variant: str | None = None
 
     def latency_measured(self, direction: str) -> bool:
         """False when the direction's latency was not measured in the run itself (read from the cost ledger)."""
@@ -68,6 +78,7 @@ class Results:
         settings: table rows in display order.
         curves: setting key -> direction -> R@K for K = 1..N (percent).
         timings, counts, provenance: free-form dicts shown in table footers.
+        analysis: the ``analysis`` section ({} in files written before it existed).
     """
 
     path: Path
@@ -78,10 +89,21 @@ class Results:
     timings: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    analysis: dict[str, Any] = field(default_factory=dict)
 
     def metric(self, setting: Setting, name: str) -> float:
         """``metrics[setting.key + "/" + name]``, NaN when absent."""
         return float(self.metrics.get(f"{setting.key}/{name}", math.nan))
+
+    def significant(self, setting: Setting, name: str) -> bool:
+        """True when ``name`` (``t2i/R@1``) of ``setting`` differs significantly from its stage 1."""
+        entry = self.analysis.get("vs_stage1", {}).get(f"{setting.key}/{name}")
+        return bool(entry and entry.get("significant"))
+
+    def interval(self, setting: Setting, name: str) -> tuple[float, float] | None:
+        """The bootstrap confidence interval of ``name`` of ``setting`` (None when not computed)."""
+        entry = self.analysis.get("intervals", {}).get(f"{setting.key}/{name}")
+        return (float(entry[0]), float(entry[1])) if entry else None
 
     @property
     def dataset(self) -> str:
@@ -142,6 +164,7 @@ def _parse_setting(raw: Any, where: str, costs: Any = None) -> Setting:
         depth=depth,
         ms_per_query=ms_per_query,
         latency_source={str(d): str(v) for d, v in sources.items()},
+        variant=raw.get("variant") or None,
     )
 
 
@@ -175,7 +198,19 @@ def load_results(path: Path) -> Results:
         timings=data.get("timings") or {},
         counts=data.get("counts") or {},
         provenance=data.get("provenance") or {},
+        analysis=_analysis(data.get("analysis"), str(path)),
     )
+
+
+def _analysis(raw: Any, where: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ResultsFileError(f"{where}: field 'analysis' should be an object")
+    for name in ("intervals", "vs_stage1", "vs_best", "win_loss", "ceiling", "ceiling_share", "recommendation"):
+        if name in raw and not isinstance(raw[name], dict):
+            raise ResultsFileError(f"{where}: field 'analysis.{name}' should be an object")
+    return raw
 
 
 def flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:

@@ -80,3 +80,17 @@ def test_benjamini_hochberg_by_hand():
 def test_values_need_queries():
     with pytest.raises(ValueError, match="at least 2 queries"):
         bootstrap_means(np.zeros((2, 1)), BootstrapSettings())
+
+
+def test_rows_share_their_resamples_so_row_differences_are_paired():
+    from eval.analysis.significance import paired_bootstrap_means
+
+    rng = np.random.default_rng(4)
+    a = (rng.random(300) < 0.5).astype(float)
+    b = a.copy()
+    b[:30] = 1 - b[:30]
+    settings = BootstrapSettings(resamples=2000, seed=5)
+    shared = paired_bootstrap_means(np.stack([a, b]), settings)
+    explicit = bootstrap_means((a - b)[None], settings)
+    # the same seed draws the same query indices, so both ways give one distribution of the paired difference
+    np.testing.assert_allclose(shared[0] - shared[1], explicit[0], atol=1e-12)
