@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from eval.analysis import BootstrapSettings, analyse, query_values
 from eval.metrics import recall_curves, retrieval_metrics
 
 DEPTHS = (1, 5, 10, 20, 50, 100)
@@ -50,11 +51,15 @@ def make_results(experiment: str = "demo", seed: int = 0, num_images: int = 120,
         for name, value in retrieval_metrics(t2i, caption_image, i2t, image_captions).items():
             metrics[f"{key}/{name}"] = value
         curves[key] = recall_curves(t2i, caption_image, i2t, image_captions)
+    per_query = {key: {"t2i": query_values(t2i, caption_image, "t2i"), "i2t": query_values(i2t, image_captions, "i2t")}
+                 for key, (t2i, i2t) in cells.items()}
+    analysis = analyse(per_query, settings, metrics, curves, BootstrapSettings(resamples=1000, seed=seed), 1.0)
     return {
         "experiment": experiment,
         "metrics": metrics,
         "settings": settings,
         "curves": curves,
+        "analysis": analysis,
         "timings": {"stage1": {"encode_s": 3.2, "index_build_s": 0.01, "search_s": 0.05},
                     "stage2": {"rerank_s": 41.7, "pairs_per_s": 290.4}},
         "counts": {"t2i_queries": num_captions, "i2t_queries": num_images, "images": num_images,

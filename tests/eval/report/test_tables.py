@@ -50,7 +50,7 @@ def test_displayed_values_match_json(results_path, results_data):
     for row, setting in zip(md_rows, results_data["settings"]):
         assert row[0] == setting["label"]
         for cell, column in zip(row[1:], COLUMNS):
-            assert cell.strip("*") == column.display(raw_value(results_data, setting, column))
+            assert cell.rstrip("†").strip("*") == column.display(raw_value(results_data, setting, column))
 
 
 def test_latex_is_booktabs_and_well_formed(results_path):
@@ -154,19 +154,19 @@ def test_latency_from_the_ledger_is_marked_in_every_table(tmp_path):
     md = markdown_table([results])
     for row in markdown_body(md):
         latency = row[-2:]
-        assert all(cell.endswith("†") for cell in latency) == (row[0] in marked), row
-    assert "† latency not measured in this run" in md
+        assert all(cell.endswith("‡") for cell in latency) == (row[0] in marked), row
+    assert "‡ latency not measured in this run" in md
     tex = latex_table([results])
     rows = [line for line in tex.splitlines() if line.startswith("rerank itm+itc")]
-    assert rows and all(line.count(r"$^\dagger$") == 2 for line in rows)
-    assert r"$^\dagger$ Latency not measured in this run" in tex
+    assert rows and all(line.count(r"$^\ddagger$") == 2 for line in rows)
+    assert r"$^\ddagger$ Latency not measured in this run" in tex
     paths = write_tables([results], tmp_path / "out")
     frame = pd.read_csv(paths[2], keep_default_na=False)
     ledger = frame[frame["t2i ms/query source"] == "ledger"]
     assert sorted(ledger["setting"]) == sorted(marked)
     assert set(frame.loc[~frame["setting"].isin(marked), "i2t ms/query source"]) == {"this run"}
     measured = markdown_table([load_results(write_results(tmp_path / "measured", make_results()))])
-    assert "†" not in measured and "ledger" not in measured
+    assert "‡" not in measured and "ledger" not in measured
 
 
 def test_files_without_latency_source_are_marked_from_their_costs(tmp_path):
@@ -180,7 +180,7 @@ def test_files_without_latency_source_are_marked_from_their_costs(tmp_path):
     results = load_results(write_results(tmp_path, data))
     assert all(not s.latency_measured("i2t") and s.latency_measured("t2i") for s in results.settings)
     rows = markdown_body(markdown_table([results]))
-    assert all(row[-1].endswith("†") and not row[-2].endswith("†") for row in rows)
+    assert all(row[-1].endswith("‡") and not row[-2].endswith("‡") for row in rows)
 
 
 def test_rendered_by_pandas_with_the_hand_written_layout(results_path):
@@ -198,11 +198,58 @@ def test_rendered_by_pandas_with_the_hand_written_layout(results_path):
     tex = latex_table([results]).splitlines()
     top = tex.index(r"\toprule")
     assert tex[top + 1] == (r" & \multicolumn{3}{c}{Text-to-image} & \multicolumn{3}{c}{Image-to-text} &  & "
-                            r"\multicolumn{2}{c}{Text-to-image} & \multicolumn{2}{c}{Image-to-text} & "
+                            r"\multicolumn{3}{c}{Text-to-image} & \multicolumn{3}{c}{Image-to-text} & "
                             r"\multicolumn{2}{c}{Latency (ms/query)} \\")
-    assert tex[top + 2] == (r"\cmidrule(lr){2-4} \cmidrule(lr){5-7} \cmidrule(lr){9-10} \cmidrule(lr){11-12} "
-                            r"\cmidrule(lr){13-14}")
+    assert tex[top + 2] == (r"\cmidrule(lr){2-4} \cmidrule(lr){5-7} \cmidrule(lr){9-11} \cmidrule(lr){12-14} "
+                            r"\cmidrule(lr){15-16}")
     assert tex[top + 3] == "Setting & " + " & ".join(c.short for c in COLUMNS) + r" \\"
     assert tex[top + 4] == r"\midrule"
     assert tex.index(r"\begin{tabular}{l" + "r" * len(COLUMNS) + "}") < top
     assert any(r"\textbf{" in line for line in tex[top:]) and not any(r"\bfseries" in line for line in tex)
+
+
+def test_significant_differences_carry_a_dagger_explained_in_the_caption(tmp_path):
+    data = make_results()
+    results = load_results(write_results(tmp_path / "x", data))
+    md = markdown_table([results])
+    header = next(line for line in md.splitlines() if line.startswith("| Setting"))
+    names = [cell.strip() for cell in header.strip("|").split("|")]
+    marked = 0
+    for row in markdown_body(md):
+        cells = dict(zip(names, row))
+        key = next(s["key"] for s in data["settings"] if s["label"] == cells["Setting"])
+        for column in ("t2i R@1", "i2t R@5", "t2i MRR"):
+            expected = data["analysis"]["vs_stage1"].get(f"{key}/{column.replace(' ', '/')}", {}).get("significant")
+            assert cells[column].endswith("†") == bool(expected), (key, column)
+            marked += bool(expected)
+        assert not cells["t2i R@10"].endswith("†")  # R@10 is not tested
+    assert marked > 0
+    assert "† differs from the stage 1 of its setting: paired bootstrap over queries, 1,000 resamples" in md
+    assert "Recommended depth per rule (smallest k with rsum within 1 of the rule's best" in md
+    tex = latex_table([results])
+    assert r"$^\dagger$ Differs from the stage 1" in tex
+    without = dict(data)
+    without.pop("analysis")
+    plain = markdown_table([load_results(write_results(tmp_path / "old", without))])
+    assert "†" not in plain and "Recommended" not in plain
+
+
+def test_confidence_intervals_as_columns_and_in_the_csv(tmp_path):
+    data = make_results()
+    results = load_results(write_results(tmp_path / "x", data))
+    md = markdown_table([results], ci=True)
+    header = next(line for line in md.splitlines() if line.startswith("| Setting"))
+    assert header.rstrip(" |").endswith("t2i R@1 95% CI |   i2t R@1 95% CI")
+    first = markdown_body(md)[0]
+    low, high = data["analysis"]["intervals"]["stage1/t2i/R@1"]
+    assert first[-2] == f"[{low:.1f}, {high:.1f}]"
+    paths = write_tables([results], tmp_path / "out", ci=True)
+    frame = pd.read_csv(paths[2])
+    assert frame.loc[0, "t2i R@1 CI low"] == pytest.approx(low)
+    assert frame.loc[0, "i2t nDCG@10 CI high"] == pytest.approx(data["analysis"]["intervals"]["stage1/i2t/nDCG@10"][1])
+    row = frame[frame["key"] == "stage2/itm/k=10"].iloc[0]
+    counts = data["analysis"]["win_loss"]["stage2/itm/k=10/t2i"]
+    assert (row["t2i improved"], row["t2i worsened"], row["t2i unchanged"]) == (
+        counts["improved"], counts["worsened"], counts["unchanged"])
+    assert row["t2i R@1 share of ceiling"] == pytest.approx(data["analysis"]["ceiling_share"]["stage2/itm/k=10/t2i"])
+    assert "CI" in latex_table([results], ci=True)
