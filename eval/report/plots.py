@@ -5,10 +5,12 @@ Of one experiment (``write_plots``):
 - ``recall_curves``: R@K for K = 1..N (log x), stage 1 and each fusion rule at its largest depth,
   one panel per direction.
 - ``depth_sweep``: t2i R@1, i2t R@1 and rsum against rerank depth, one line per fusion rule, stage 1
-  as a dashed horizontal reference.
+  as a dashed horizontal reference; on the R@1 panels the ceiling (stage 1's R@k: the R@1 a perfect reranker
+  of the first k candidates reaches) as a dotted grey line; on the rsum panel a ring around each rule's
+  recommended depth (``analysis.recommendation``).
 - ``quality_latency``: rsum against latency per query (mean of the t2i and i2t ms per query), one
   point per depth, labelled ``k=<depth>``; a hollow marker = latency not measured in the run itself
-  (read from the cost ledger), said in the legend.
+  (read from the cost ledger), said in the legend; a ring marks each rule's recommended depth.
 
 Of several experiments (``write_comparison_plots``, the merged report): ``depth_sweep`` and
 ``quality_latency`` with every experiment in one figure, colour = experiment (its dataset named in the
@@ -54,6 +56,8 @@ SHARED_LABEL_COLOR = "0.2"  # a label shared by the coincident points of several
 DPI = 150
 TITLE_WIDTH = 90  # characters per title line
 LEDGER_LEGEND = "hollow marker: latency from the cost ledger\n(not measured in this run)"
+CEILING_COLOR = "tab:gray"
+RING = {"marker": "o", "markersize": 15, "markerfacecolor": "none", "markeredgewidth": 2.0, "linestyle": "none"}
 DEPTH_PANELS = (("t2i/R@1", "Text-to-image R@1", "R@1 (%)"), ("i2t/R@1", "Image-to-text R@1", "R@1 (%)"),
                 ("rsum", "rsum", "rsum (sum of six R@K, %)"))
 
@@ -84,6 +88,28 @@ def _rule_lines(results: Results) -> dict[str, list[Setting]]:
         if setting.rule is not None and setting.depth > 0:
             lines.setdefault(setting.rule, []).append(setting)
     return {rule: sorted(settings, key=lambda s: s.depth) for rule, settings in lines.items()}
+
+
+def ceiling_points(results: Results, stage1: Setting, direction: str, depths: Sequence[int]) -> list[tuple[int, float]]:
+    """``(k, stage 1's R@k)`` for each depth k, from the stage-1 recall curve (empty without the curve)."""
+    curve = results.curves.get(stage1.key, {}).get(direction) or []
+    return [(k, float(curve[min(k, len(curve)) - 1])) for k in sorted(set(depths)) if curve and k >= 1]
+
+
+def recommended_settings(results: Results) -> dict[str, Setting]:
+    """Rule -> its recommended setting (``analysis.recommendation``), for the settings present in ``results``."""
+    by_key = {s.key: s for s in results.settings}
+    out = {}
+    for name, entry in (results.analysis.get("recommendation") or {}).items():
+        setting = by_key.get(entry.get("cell", ""))
+        if setting is not None and setting.rule is not None:
+            out[name] = setting
+    return out
+
+
+def recommendation_label(results: Results) -> str:
+    within = results.analysis.get("method", {}).get("recommend_within", 1.0)
+    return f"recommended k: smallest with rsum\nwithin {within:g} of the rule's best"
 
 
 def main_settings(results: Results) -> list[Setting]:
@@ -346,12 +372,25 @@ def depth_sweep_figure(results: Results) -> Figure | None:
             value = results.metric(setting, metric)
             if not math.isnan(value):
                 ax.axhline(value, color=STAGE1_COLOR, linestyle="--", linewidth=1.5, label=setting.label)
+        if metric.endswith("/R@1"):
+            for setting in _stage1_settings(results):
+                points = ceiling_points(results, setting, metric.split("/")[0], depths)
+                if points:
+                    ax.plot(*zip(*points), color=CEILING_COLOR, linestyle=":", marker="^", markersize=5,
+                            label=f"ceiling: {setting.label.split(' (')[0]} R@k")
         for rule, settings in lines.items():
             values = [results.metric(s, metric) for s in settings]
             ax.plot([s.depth for s in settings], values, marker="o", color=colors[rule], label=f"rerank: {rule}")
+        if metric == "rsum":
+            for name, setting in recommended_settings(results).items():
+                ax.plot([setting.depth], [results.metric(setting, metric)], color=colors.get(setting.rule, "gray"),
+                        **RING)
         _log_depth_axis(ax, depths)
         _style(ax, title, "rerank depth k (log scale)", ylabel)
     handles, labels = axes[0].get_legend_handles_labels()
+    if recommended_settings(results):
+        handles.append(Line2D([], [], color="gray", **RING))
+        labels.append(recommendation_label(results))
     fig.legend(handles, labels, loc="outside right center", fontsize=8)
     fig.suptitle(_title([results.experiment], "quality against rerank depth"))
     return fig
@@ -428,11 +467,19 @@ def quality_latency_figure(results: Results) -> Figure | None:
     if not latencies:
         logger.warning("%s: no latency numbers; skipping the quality/latency plot", results.path)
         return None
+    recommended = recommended_settings(results)
+    for setting in recommended.values():
+        x, y = _mean_latency(setting), results.metric(setting, "rsum")
+        if not (math.isnan(x) or math.isnan(y)):
+            ax.plot([x], [y], color=colors.get(setting.rule, "gray"), **RING)
     _latency_axis(ax, latencies)
     _style(ax, _title([results.experiment], "quality against latency"), "latency per query (ms, mean of t2i and i2t)",
            "rsum (sum of six R@K, %)")
     point_labels = _merge_coincident(points, ax)
     handles, labels = ax.get_legend_handles_labels()
+    if recommended:
+        handles.append(Line2D([], [], color="gray", **RING))
+        labels.append(recommendation_label(results))
     _outside_legend(ax, handles, labels, hollow, title="k = rerank depth",
                     shared=any(label.color == SHARED_LABEL_COLOR for label in point_labels))
     place_labels(ax, point_labels)

@@ -64,8 +64,8 @@ def test_quality_latency_draws_ledger_latencies_hollow(tmp_path):
         setting["latency_source"] = {d: "ledger" if setting["rule"] == "itm" else "this run" for d in ("t2i", "i2t")}
     figure = quality_latency_figure(load_results(write_results(tmp_path, data)))
     ax = figure.axes[0]
-    markers = [line for line in ax.lines if line.get_marker() not in ("None", None, "")]
-    hollow = [line for line in markers if line.get_markerfacecolor() == "none"]
+    markers = [line for line in ax.lines if line.get_marker() not in ("None", None, "") and line.get_markersize() != 15]
+    hollow = [line for line in markers if line.get_markerfacecolor() == "none"]  # (size 15: recommendation rings)
     assert len(hollow) == 6  # the six itm depths
     assert len(markers) - len(hollow) == 1 + 6  # stage 1 and the itm+itc depths are filled
     assert LEDGER_LEGEND in [text.get_text() for text in ax.get_legend().get_texts()]
@@ -134,3 +134,25 @@ def test_coincident_points_share_one_label(tmp_path):
     assert ("k=1", SHARED_LABEL_COLOR) in texts and ("k=2", SHARED_LABEL_COLOR) in texts
     assert names.count("k=20") == 4 and all(color != SHARED_LABEL_COLOR for text, color in texts if text == "k=20")
     assert SHARED_LEGEND in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_depth_sweep_draws_the_ceiling_and_the_recommendation(tmp_path):
+    from eval.report.plots import ceiling_points, depth_sweep_figure, recommended_settings
+    from eval.report.results_file import load_results
+
+    from .conftest import make_results, write_results
+
+    data = make_results()
+    results = load_results(write_results(tmp_path / "x", data))
+    stage1 = results.settings[0]
+    points = ceiling_points(results, stage1, "t2i", [1, 5, 20])
+    assert points == [(k, data["curves"]["stage1"]["t2i"][k - 1]) for k in (1, 5, 20)]
+    recommended = recommended_settings(results)
+    assert {s.key for s in recommended.values()} == {e["cell"] for e in data["analysis"]["recommendation"].values()}
+    fig = depth_sweep_figure(results)
+    ceiling_lines = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("ceiling")]
+    assert len(ceiling_lines) == 1 and list(ceiling_lines[0].get_ydata())[0] == data["curves"]["stage1"]["t2i"][0]
+    rings = [line for line in fig.axes[2].get_lines() if line.get_markersize() == 15]
+    assert len(rings) == len(recommended)
+    labels = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert any(label.startswith("recommended k") for label in labels)
