@@ -45,8 +45,8 @@ _EXPORTS: dict[str, str] = {
     "ModelNotFoundError": "stage1_dual.protocols",
     "Stage1Error": "stage1_dual.protocols",
     "UnknownBackendError": "stage1_dual.protocols",
-    "Candidates": "stage1_dual.candidates",
-    "Direction": "stage1_dual.candidates",
+    "Candidates": "rrbench_base.candidates",
+    "Direction": "rrbench_base.candidates",
     "retrieve_both_directions": "stage1_dual.retrieve",
     "search_candidates": "stage1_dual.retrieve",
 }

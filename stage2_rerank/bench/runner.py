@@ -103,7 +103,7 @@ def run_benchmark(options: BenchOptions, argv: Sequence[str]) -> dict:
     data = make_bench_data(options.images, options.captions, options.depth, arch.vision_config.image_size,
                            seed=options.seed)
     pairs = data.candidate_pairs.pairs
-    slots = data.t2i_candidates.size + data.i2t_candidates.size
+    slots = data.candidate_slots
     results["workload"] = {"images": options.images, "captions": options.captions, "depth": options.depth,
                            "candidate_slots_both_directions": int(slots), "distinct_pairs": int(len(pairs))}
     base = RerankerConfig(model="random-init", device="cpu", precision="fp32", vision_precision="fp32",
