@@ -28,7 +28,7 @@ _EXPORTS: dict[str, str] = {
     "collect_candidate_pairs": "stage2_rerank.candidate_pairs",
     "gather_candidate_scores": "stage2_rerank.candidate_pairs",
     "score_candidate_lists": "stage2_rerank.candidate_pairs",
-    "ConfigFieldError": "stage2_rerank.config",
+    "ConfigFieldError": "rrbench_base.config_errors",
     "FusionConfig": "stage2_rerank.config",
     "RerankerConfig": "stage2_rerank.config",
     "check_loadable": "stage2_rerank.config",
