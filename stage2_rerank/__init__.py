@@ -10,7 +10,7 @@ Public API (inference only; training lives in ``stage2_rerank.training``, benchm
   distinct pairs (:class:`CandidatePairs`) -> per-query :class:`CandidateScores`;
 - fusion: ``FUSION_RULES``, :func:`fused_scores`, :func:`fused_order`, :func:`rerank_at_depth`;
 - protocols and errors: :class:`ImageRef`, :class:`VisionFeatureProvider`, :class:`RerankerLoadError`,
-  :class:`RerankInputError`.
+  :class:`RerankInputError`, :class:`BadImageError` (an image that is not supported or cannot be read).
 
 Names are resolved on first use (PEP 562), so ``import stage2_rerank.config`` stays light and does not
 import transformers.
@@ -36,9 +36,10 @@ _EXPORTS: dict[str, str] = {
     "fused_order": "stage2_rerank.fusion",
     "fused_scores": "stage2_rerank.fusion",
     "rerank_at_depth": "stage2_rerank.fusion",
-    "as_image_ref": "stage2_rerank.image_refs",
-    "as_image_refs": "stage2_rerank.image_refs",
-    "ImageRef": "stage2_rerank.protocols",
+    "BadImageError": "rrbench_base.image_refs",
+    "ImageRef": "rrbench_base.image_refs",
+    "as_image_ref": "rrbench_base.image_refs",
+    "as_image_refs": "rrbench_base.image_refs",
     "RerankInputError": "stage2_rerank.protocols",
     "RerankerLoadError": "stage2_rerank.protocols",
     "VisionFeatureProvider": "stage2_rerank.protocols",

@@ -28,7 +28,8 @@ from numpy.lib.format import open_memmap
 from tqdm.auto import tqdm
 
 from rrbench_base.cache_files import move_aside
-from stage2_rerank.protocols import ImageRef, RerankInputError, VisionFeatureProvider
+from rrbench_base.image_refs import ImageRef
+from stage2_rerank.protocols import RerankInputError, VisionFeatureProvider
 
 log = logging.getLogger(__name__)
 
