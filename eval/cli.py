@@ -86,11 +86,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from eval.data.hf_datasets import HubUnavailableError
     from eval.report.results_file import ResultsFileError
     from eval.typed_config import ConfigError
+    from rrbench_base.image_refs import BadImageError
     from stage1_dual.protocols import Stage1Error
     from stage2_rerank.protocols import RerankerLoadError, RerankInputError
 
-    return (ConfigError, BadInputError, HubUnavailableError, ResultsFileError, Stage1Error, RerankerLoadError,
-            RerankInputError, FileNotFoundError)
+    return (ConfigError, BadInputError, HubUnavailableError, ResultsFileError, Stage1Error, BadImageError,
+            RerankerLoadError, RerankInputError, FileNotFoundError)
 
 
 if __name__ == "__main__":

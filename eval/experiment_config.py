@@ -14,7 +14,8 @@ from typing import Any, Literal, Optional, Sequence
 
 from eval.analysis.config import AnalysisConfig
 from eval.data.dataset_config import DatasetConfig
-from eval.typed_config import FieldError, apply_overrides, check_field, from_dict, load_config, to_dict
+from eval.typed_config import apply_overrides, check_field, from_dict, load_config, to_dict
+from rrbench_base.config_errors import ConfigFieldError
 from stage1_dual.config import Stage1Config
 from stage1_dual.config import check_loadable as check_stage1_loadable
 from stage2_rerank.config import FusionConfig, RerankerConfig
@@ -80,20 +81,20 @@ class AblationConfig:
 
     def __post_init__(self) -> None:
         if not self.depths or any(k < 0 for k in self.depths):
-            raise FieldError("depths", f"depths must be a non-empty list of integers >= 0, got {self.depths}")
+            raise ConfigFieldError("depths", f"depths must be a non-empty list of integers >= 0, got {self.depths}")
         self.depths = sorted(set(self.depths))
         if not self.rules:
-            raise FieldError("rules", "rules must name at least one fusion rule")
+            raise ConfigFieldError("rules", "rules must name at least one fusion rule")
         self.rules = list(dict.fromkeys(self.rules))
         for rule in self.rules:
             self.fusion(rule)  # checks alpha, rrf_k and stage1_scale (its errors name those fields)
         for name, overrides in self.stage1_variants.items():
             problem = plain_name_problem(name) or ("contains a space" if " " in name else None)
             if problem:
-                raise FieldError("stage1_variants", f"stage1_variants name {name!r} {problem}")
+                raise ConfigFieldError("stage1_variants", f"stage1_variants name {name!r} {problem}")
             if not overrides:
-                raise FieldError(f"stage1_variants.{name}", "needs at least one stage1 override "
-                                 "(a dotted key such as index.type: hnsw)")
+                raise ConfigFieldError(f"stage1_variants.{name}", "needs at least one stage1 override "
+                                       "(a dotted key such as index.type: hnsw)")
 
     def fusion(self, rule: str) -> FusionConfig:
         """The stage-2 fusion config of one rule of this grid."""
@@ -143,20 +144,21 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
-            raise FieldError("threads", f"threads must be at least 1 (or null for torch's default), got {self.threads}")
+            raise ConfigFieldError("threads", f"threads must be at least 1 (or null for torch's default), "
+                                              f"got {self.threads}")
         problem = plain_name_problem(self.experiment)
         if problem:
-            raise FieldError("experiment", f"experiment must be a single folder name under output_dir: "
-                                           f"{self.experiment!r} {problem}")
+            raise ConfigFieldError("experiment", f"experiment must be a single folder name under output_dir: "
+                                                 f"{self.experiment!r} {problem}")
         if not 0 <= self.seed < SEED_LIMIT:
-            raise FieldError("seed", f"seed must be in [0, 2**32), got {self.seed}")
+            raise ConfigFieldError("seed", f"seed must be in [0, 2**32), got {self.seed}")
         _check_depths(self.ablation.depths, self.stage1.depth, "stage1.depth")
         if self.stage2 is None and any(k > 0 for k in self.ablation.depths):
-            raise FieldError("ablation.depths", "ablation.depths > 0 need a stage2 section (or set depths: [0])")
+            raise ConfigFieldError("ablation.depths", "ablation.depths > 0 need a stage2 section (or set depths: [0])")
         cell = self.analysis.example_cell
         if cell is not None and cell not in self.setting_keys():
-            raise FieldError("analysis.example_cell", f"analysis.example_cell {cell!r} is not a cell of this "
-                             f"experiment; cells: {', '.join(self.setting_keys())}")
+            raise ConfigFieldError("analysis.example_cell", f"analysis.example_cell {cell!r} is not a cell of this "
+                                   f"experiment; cells: {', '.join(self.setting_keys())}")
 
     def setting_keys(self) -> list[str]:
         """Every cell's setting key, in results order (``stage1``, ``stage2/<rule>/k=<k>``, then variants)."""
@@ -191,7 +193,7 @@ class ExperimentConfig:
 def _check_depths(depths: Sequence[int], stage1_depth: int, what: str) -> None:
     too_deep = [k for k in depths if k > stage1_depth]
     if too_deep:
-        raise FieldError("ablation.depths", f"ablation.depths {too_deep} exceed {what}={stage1_depth}")
+        raise ConfigFieldError("ablation.depths", f"ablation.depths {too_deep} exceed {what}={stage1_depth}")
 
 
 def _yaml_scalar(value: Any) -> str:
@@ -224,7 +226,7 @@ def _check_output_folders(cfg: ExperimentConfig) -> None:
     for key, path in (("output_dir", Path(cfg.output_dir)), ("experiment", cfg.results_dir),
                       ("cache_dir", Path(cfg.cache_dir))):
         if path.exists() and not path.is_dir():
-            raise FieldError(key, f"{key}: {path} exists and is not a folder")
+            raise ConfigFieldError(key, f"{key}: {path} exists and is not a folder")
 
 
 def with_cache_dirs(cfg: ExperimentConfig) -> ExperimentConfig:

@@ -5,8 +5,8 @@ Contract:
 - An unknown key, a value of the wrong type, a missing required field or an invalid ``Literal``
   choice raises :class:`ConfigError` whose message names the dotted key and the file.
 - A dataclass's ``__post_init__`` checks values. A ``ValueError`` it raises that carries a ``key``
-  attribute (the dotted field path relative to that dataclass: :class:`FieldError`, or the stages' own
-  equivalents, which cannot import ``eval``) is reported under the full dotted key:
+  attribute (the dotted field path relative to that dataclass: ``rrbench_base.config_errors.ConfigFieldError``,
+  which the stages' configs raise too) is reported under the full dotted key:
   ``exp.yaml: stage2.pair_batch_size must be >= 1, got 0`` when the message starts with the key,
   ``exp.yaml: key 'stage2.backend': <message>`` otherwise; any other ``ValueError``/``TypeError`` is
   reported with the section's key. Inside an ``Optional``/``Union`` field the section's own error is
@@ -29,6 +29,8 @@ from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, Union
 
 import yaml
 
+from rrbench_base.config_errors import ConfigFieldError
+
 T = TypeVar("T")
 
 
@@ -40,18 +42,6 @@ class _TypeMismatch(ConfigError):
     """The value at ``key`` has the wrong type (a Union tries its next member on this error only)."""
 
     def __init__(self, message: str, key: str) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-class FieldError(ValueError):
-    """A ``__post_init__`` check of field ``key`` (dotted, relative to the dataclass) failed.
-
-    The message is a whole sentence, best starting with the key (``"limit must be at least 1, got 0"``),
-    which config loaders then extend to the full dotted key (``"dataset.limit must be ..."``).
-    """
-
-    def __init__(self, key: str, message: str) -> None:
         super().__init__(message)
         self.key = key
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from eval.reranker_recipes.flickr8k import FlickrItmOptions, build_flickr_model
-from stage2_rerank.bench.report import provenance
+from rrbench_base.provenance import provenance
 from stage2_rerank.training.config import ItmTrainerConfig
 from stage2_rerank.training.losses import batch_losses
 from stage2_rerank.training.trainable import ItmTrainable, ItmTrainingData
@@ -84,7 +84,7 @@ def main(argv: list[str]) -> dict:
             if step >= 2:
                 seconds[dtype].append(time.perf_counter() - start)
     median = {dtype: statistics.median(values) for dtype, values in seconds.items()}
-    result = {"provenance": provenance(["scripts/bench_itm_step.py", *argv]), "options": vars(args) | {"out": None},
+    result = {"provenance": provenance(argv=["scripts/bench_itm_step.py", *argv]), "options": vars(args) | {"out": None},
               "median_step_s": median, "fp32_over_bf16": median["float32"] / median["bfloat16"],
               "parity_loss": losses, "parity_abs_diff": abs(losses["float32"] - losses["bfloat16"])}
     if args.out is not None:

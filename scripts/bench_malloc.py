@@ -70,10 +70,10 @@ def main(argv: list[str]) -> dict | None:
     if args.child:
         child(args.batch_size, args.batches, args.threads, args.tuned)
         return None
-    from stage2_rerank.bench.report import provenance
+    from rrbench_base.provenance import provenance
 
     results = {"glibc_default": measure(args, tuned=False), "tune_malloc": measure(args, tuned=True)}
-    report = {"provenance": provenance(["scripts/bench_malloc.py", *argv]),
+    report = {"provenance": provenance(argv=["scripts/bench_malloc.py", *argv]),
               "options": {k: v for k, v in vars(args).items() if k not in ("child", "tuned", "out")}, **results,
               "speedup": results["glibc_default"]["median_s_per_batch"] / results["tune_malloc"]["median_s_per_batch"]}
     if args.out is not None:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
+from rrbench_base.provenance import provenance
 from stage2_rerank.bench.device import DeviceBenchOptions, interleaved_precision_timings, run_device_benchmark
-from stage2_rerank.bench.report import provenance
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -44,17 +44,18 @@ def main(argv: list[str]) -> dict:
     interleaved = args.pop("interleaved")
     options = DeviceBenchOptions(**args)
     if interleaved:
-        results = {"provenance": provenance(["scripts/bench_rerank_device.py", *argv]),
-                   "options": dataclasses.asdict(options), "interleaved": interleaved_precision_timings(options)}
+        timings = interleaved_precision_timings(options)
+        results = {"provenance": provenance(argv=["scripts/bench_rerank_device.py", *argv]),
+                   "options": dataclasses.asdict(options), "interleaved": timings}
         out.mkdir(parents=True, exist_ok=True)
         (out / "bench_rerank_device_interleaved.json").write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps(results["interleaved"]["seconds"], indent=1))
         print(results["interleaved"].get("profile_by_device_time", ""))
         print(results["interleaved"].get("profile_by_cpu_time", ""))
         return results
-    results = {"provenance": provenance(["scripts/bench_rerank_device.py", *argv]),
-               "options": dataclasses.asdict(options),
-               "runs": [run_device_benchmark(options, dtype) for dtype in dtypes]}
+    runs = [run_device_benchmark(options, dtype) for dtype in dtypes]
+    results = {"provenance": provenance(argv=["scripts/bench_rerank_device.py", *argv]),
+               "options": dataclasses.asdict(options), "runs": runs}
     out.mkdir(parents=True, exist_ok=True)
     path = out / ("bench_rerank_device_small.json" if options.small else "bench_rerank_device.json")
     path.write_text(json.dumps(results, indent=2) + "\n")

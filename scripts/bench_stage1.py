@@ -22,8 +22,9 @@ from pathlib import Path
 import faiss
 import torch
 
+from rrbench_base.provenance import provenance
 from stage1_dual.bench.encode_bench import EncodeBenchOptions, run_encode_bench
-from stage1_dual.bench.report import provenance, render_markdown
+from stage1_dual.bench.report import MEMORY_METHOD, load_average, render_markdown
 from stage1_dual.bench.search_bench import SearchBenchOptions, run_search_bench
 
 QUICK = {"sizes": [25_000], "queries": 1000, "images": 32, "texts": 64}
@@ -60,7 +61,7 @@ def main(argv: list[str]) -> dict:
     args = parse_args(argv)
     faiss.omp_set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
-    results = {"provenance": provenance(["scripts/bench_stage1.py", *argv], args.threads)}
+    results: dict = {"load_average": {"start": load_average()}, "memory_method": MEMORY_METHOD}
     if not args.skip_encoding:
         with tempfile.TemporaryDirectory(prefix="bench_stage1_") as workdir:
             results["encoding"] = run_encode_bench(EncodeBenchOptions(
@@ -68,6 +69,9 @@ def main(argv: list[str]) -> dict:
                 Path(workdir))
     results["search"] = run_search_bench(SearchBenchOptions(sizes=args.sizes, num_queries=args.queries,
                                                             cuda=args.cuda))
+    results["load_average"]["end"] = load_average()
+    results = {"provenance": provenance(argv=["scripts/bench_stage1.py", *argv],
+                                        threads={"count": args.threads, "source": "--threads"}), **results}
     markdown = render_markdown(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_stage1.json").write_text(json.dumps(results, indent=1) + "\n")

@@ -3,8 +3,8 @@
 Contracts:
 - :func:`arrays_sha256` hashes the dtype, shape and bytes of each array in order (length-prefixed), so a
   flipped byte, a reshaped or a retyped array all change it.
-- :func:`quarantine` renames a damaged cache file to ``<name>.corrupt-<UTC time>`` next to it (it never deletes
-  anything), logs one WARNING naming the file and what is wrong, and returns the new path. The caller then
+- :func:`quarantine` renames a damaged cache file to ``<name>.corrupt-<UTC time>`` next to it
+  (``rrbench_base.cache_files.move_aside``; it never deletes anything), logs one WARNING naming the file and what is wrong, and returns the new path. The caller then
   recomputes; nothing read from the damaged file is used.
 - :class:`CorruptCacheError` is what cache readers raise for a file that cannot be trusted; it names the file.
 """
@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import time
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
 import numpy as np
 
+from rrbench_base.cache_files import move_aside
 from stage1_dual.protocols import Stage1Error
 
 READ_ERRORS: tuple[type[BaseException], ...] = (ValueError, EOFError, OSError, KeyError, TypeError, IndexError)
@@ -56,13 +55,6 @@ def arrays_sha256(arrays: Iterable[Union[np.ndarray, bytes, str]]) -> str:
 def quarantine(path: Path, problem: str, logger: logging.Logger) -> Path:
     """Move the damaged ``path`` aside to ``<name>.corrupt-<UTC time>`` and log a WARNING: ``problem`` (a
     message naming the file and what is wrong with it), where it went, that it is recomputed. The new path."""
-    path = Path(path)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    suffix = 1
-    while target.exists():
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{suffix}")
-        suffix += 1
-    os.replace(path, target)
+    target = move_aside(path)
     logger.warning("%s; moved it aside to %s and recomputing", problem, target)
     return target

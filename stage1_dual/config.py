@@ -3,7 +3,7 @@
 Plain dataclasses, validated in ``__post_init__``; they nest under the experiment config's
 ``stage1:`` key and are built by ``eval.typed_config.from_dict`` (so only str, int, float, bool,
 Path, Literal, Optional, list, dict and nested dataclasses are used). A failed check raises
-:class:`ConfigFieldError` naming the field relative to its dataclass (``key``), which
+:class:`rrbench_base.config_errors.ConfigFieldError` naming the field relative to its dataclass (``key``), which
 ``eval.typed_config`` reports under the full dotted key. :func:`check_loadable` adds the checks that
 need the backend table or this machine (is the device there?); config loaders run it before any work.
 """
@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Union
 
+from rrbench_base.config_errors import ConfigFieldError
+
 Precision = Literal["auto", "fp32", "fp16", "bf16", "fp64"]
 PreprocessMode = Literal["model", "seed_rule"]
 IndexType = Literal["flat", "ivfpq", "hnsw", "torch"]
@@ -27,18 +29,6 @@ SEED_LIMIT = 2**32  # numpy and faiss take seeds in [0, 2**32)
 ENCODER_BACKEND_NAMES: tuple[str, ...] = ("open_clip", "hf_clip", "rrbench_dual")
 """The keys of ``stage1_dual.encoders.ENCODER_BACKENDS`` (kept here so a config is checked without importing
 the backends; a test keeps the two equal)."""
-
-
-class ConfigFieldError(ValueError):
-    """A config check of field ``key`` (dotted, relative to its dataclass) failed; the message starts with the key.
-
-    The same contract as ``eval.typed_config.FieldError`` (stages do not import ``eval``), so a config
-    loader reports it under the full dotted key (``stage2.pair_batch_size must be >= 1, got 0``).
-    """
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
 
 
 def _require(condition: bool, key: str, message: str) -> None:

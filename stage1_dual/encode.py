@@ -21,10 +21,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from rrbench_base.image_refs import BadImageError, ImageRef, as_image_refs
 from stage1_dual.embedding_cache import CacheEntry, EmbeddingCache, ShardData, items_digest
-from stage1_dual.image_refs import as_image_refs
 from stage1_dual.preprocess import build_image_transform
-from stage1_dual.protocols import BadImageError, DualEncoder, ImageRef
+from stage1_dual.protocols import DualEncoder
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def encode_images(encoder: DualEncoder, images: Sequence[ImageRef], *, preproces
                   cache: Optional[EmbeddingCache] = None, shard_size: int = 4096) -> EncodedImages:
     """Encode ``images`` (see module docstring); cached shards are loaded, missing ones encoded and saved.
 
-    ``images``: dataset items (:class:`ImageRef`), PIL images or file paths (``stage1_dual.image_refs``; anything
+    ``images``: dataset items (:class:`ImageRef`), PIL images or file paths (``rrbench_base.image_refs``; anything
     else raises BadImageError)."""
     images = as_image_refs(images)
     if on_bad_input not in ("error", "skip"):

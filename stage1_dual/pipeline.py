@@ -6,12 +6,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+from rrbench_base.candidates import Candidates
+from rrbench_base.image_refs import ImageRef
 from stage1_dual.config import Stage1Config
 from stage1_dual.embedding_cache import EmbeddingCache
 from stage1_dual.encode import EncodedImages, EncodedTexts, encode_images, encode_texts
 from stage1_dual.encoders import load_encoder
-from stage1_dual.protocols import DualEncoder, ImageRef
-from stage1_dual.retrieve import Candidates, retrieve_both_directions
+from stage1_dual.protocols import DualEncoder
+from stage1_dual.retrieve import retrieve_both_directions
 
 log = logging.getLogger(__name__)
 

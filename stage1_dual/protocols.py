@@ -1,7 +1,7 @@
 """What stage 1 needs from its inputs and from a dual encoder, and its error types.
 
-Stage 1 never imports ``eval``: images come in as any objects satisfying :class:`ImageRef`
-(eval's ``ImageItem`` does), texts as plain strings.
+Stage 1 never imports ``eval``: images come in as any objects satisfying ``rrbench_base.image_refs.ImageRef``
+(eval's ``ImageItem`` does; a bad one raises ``rrbench_base.image_refs.BadImageError``), texts as plain strings.
 """
 
 from __future__ import annotations
@@ -25,23 +25,6 @@ class ModelNotFoundError(Stage1Error, FileNotFoundError):
 
     The message says what was looked for, where, and how to provide it.
     """
-
-
-class BadImageError(Stage1Error):
-    """An image that could not be opened or preprocessed under ``on_bad_input="error"``."""
-
-
-@runtime_checkable
-class ImageRef(Protocol):
-    """An image reference: a unique ``id``, ``open()`` -> RGB PIL image (raises naming the file when
-    it cannot), and ``fingerprint()`` -> a content hash used as cache key."""
-
-    @property
-    def id(self) -> str: ...
-
-    def open(self) -> Image.Image: ...
-
-    def fingerprint(self) -> str: ...
 
 
 @runtime_checkable

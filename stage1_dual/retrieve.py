@@ -2,8 +2,8 @@
 
 - text-to-image (``t2i``): caption embeddings query the image gallery;
 - image-to-text (``i2t``): image embeddings query the caption gallery.
-Depth N larger than a gallery is clamped to the gallery size (``clamped`` records it). The result type,
-:class:`~stage1_dual.candidates.Candidates`, lives in ``stage1_dual.candidates`` (re-exported here).
+Depth N larger than a gallery is clamped to the gallery size (``clamped`` records it). The result is the
+pipeline's one candidate-list type, :class:`rrbench_base.candidates.Candidates`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from stage1_dual.candidates import Candidates, Direction
+from rrbench_base.candidates import Candidates, Direction
 from stage1_dual.config import IndexConfig
 from stage1_dual.index import SearchIndex, as_vectors, build_index
 

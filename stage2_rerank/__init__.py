@@ -4,13 +4,13 @@ Public API (inference only; training lives in ``stage2_rerank.training``, benchm
 - :class:`RerankerConfig` / :class:`FusionConfig` (``stage2:`` YAML key, fusion settings);
 - :func:`load_reranker` (backends in ``BACKENDS``, vision providers in ``VISION_PROVIDERS``) -> :class:`Reranker`,
   whose ``score_pairs`` returns :class:`PairScores` (with :class:`RerankStats`) and ``score_candidates`` scores
-  candidate lists (:class:`CandidateList`, e.g. ``stage1_dual.Candidates``) -> :class:`RerankedCandidates`;
+  candidate lists (:class:`CandidateList`, e.g. ``rrbench_base.candidates.Candidates``) -> :class:`RerankedCandidates`;
   images may be dataset items, PIL images or file paths (:func:`as_image_refs`);
 - :func:`collect_candidate_pairs` / :func:`gather_candidate_scores`: candidate lists of both directions ->
   distinct pairs (:class:`CandidatePairs`) -> per-query :class:`CandidateScores`;
 - fusion: ``FUSION_RULES``, :func:`fused_scores`, :func:`fused_order`, :func:`rerank_at_depth`;
 - protocols and errors: :class:`ImageRef`, :class:`VisionFeatureProvider`, :class:`RerankerLoadError`,
-  :class:`RerankInputError`.
+  :class:`RerankInputError`, :class:`BadImageError` (an image that is not supported or cannot be read).
 
 Names are resolved on first use (PEP 562), so ``import stage2_rerank.config`` stays light and does not
 import transformers.
@@ -28,7 +28,7 @@ _EXPORTS: dict[str, str] = {
     "collect_candidate_pairs": "stage2_rerank.candidate_pairs",
     "gather_candidate_scores": "stage2_rerank.candidate_pairs",
     "score_candidate_lists": "stage2_rerank.candidate_pairs",
-    "ConfigFieldError": "stage2_rerank.config",
+    "ConfigFieldError": "rrbench_base.config_errors",
     "FusionConfig": "stage2_rerank.config",
     "RerankerConfig": "stage2_rerank.config",
     "check_loadable": "stage2_rerank.config",
@@ -36,9 +36,10 @@ _EXPORTS: dict[str, str] = {
     "fused_order": "stage2_rerank.fusion",
     "fused_scores": "stage2_rerank.fusion",
     "rerank_at_depth": "stage2_rerank.fusion",
-    "as_image_ref": "stage2_rerank.image_refs",
-    "as_image_refs": "stage2_rerank.image_refs",
-    "ImageRef": "stage2_rerank.protocols",
+    "BadImageError": "rrbench_base.image_refs",
+    "ImageRef": "rrbench_base.image_refs",
+    "as_image_ref": "rrbench_base.image_refs",
+    "as_image_refs": "rrbench_base.image_refs",
     "RerankInputError": "stage2_rerank.protocols",
     "RerankerLoadError": "stage2_rerank.protocols",
     "VisionFeatureProvider": "stage2_rerank.protocols",

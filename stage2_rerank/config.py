@@ -2,7 +2,8 @@
 
 Both are plain dataclasses validated in ``__post_init__`` and built from YAML by the experiment runner
 (``stage2:`` key) through ``eval.typed_config.from_dict``; only str/int/float/bool/Path/Literal/Optional
-field types are used. A failed check raises :class:`ConfigFieldError` naming the field (``key``), which
+field types are used. A failed check raises ``rrbench_base.config_errors.ConfigFieldError`` naming the field
+(``key``), which
 ``eval.typed_config`` reports under the full dotted key. :func:`check_loadable` adds the checks that
 depend on this machine (is the device there?) and on the checkpoint's files (position embeddings);
 the experiment loader runs it when the config is loaded, before anything is computed.
@@ -19,6 +20,8 @@ from typing import Literal, Optional
 
 import torch
 
+from rrbench_base.config_errors import ConfigFieldError
+
 Precision = Literal["auto", "fp32", "fp16", "bf16", "fp64"]
 OnBadInput = Literal["error", "skip"]
 FusionRuleName = Literal["itm", "itm+itc", "alpha", "rrf", "residual"]
@@ -33,18 +36,6 @@ VISION_PROVIDER_NAMES: tuple[str, ...] = ("blip2_vit", "efficientnet_lite0", "ef
                                           "efficientnet_lite0+lite2", "conv_grid")
 """The keys of ``stage2_rerank.vision.VISION_PROVIDERS`` (a test keeps the two equal)."""
 MIN_TEXT_LENGTH = 3  # [CLS] one token [SEP]
-
-
-class ConfigFieldError(ValueError):
-    """A config check of field ``key`` (dotted, relative to its dataclass) failed; the message starts with the key.
-
-    The same contract as ``eval.typed_config.FieldError`` (stages do not import ``eval``), so a config
-    loader reports it under the full dotted key (``stage2.pair_batch_size must be >= 1, got 0``).
-    """
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
 
 
 def _require(condition: bool, key: str, message: str) -> None:

@@ -1,29 +1,18 @@
 """What stage 2 needs from its inputs and parts, as typing Protocols, plus its error types.
 
-- :class:`ImageRef`: an image reference (``eval.data.benchmark.ImageItem`` is one); stage 2 never
-  imports ``eval``.
+Images come in as ``rrbench_base.image_refs.ImageRef`` objects (``eval.data.benchmark.ImageItem`` is one; stage 2
+never imports ``eval``), or as PIL images or paths that ``rrbench_base.image_refs.as_image_refs`` wraps.
+
 - :class:`VisionFeatureProvider`: turns PIL images into the feature grid ``[T, D]`` per image that the
   Q-Former cross-attends to (BLIP-2's ViT-g tokens, or a CNN feature map flattened to T positions).
 """
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, Sequence
 
 import torch
 from PIL import Image
-
-
-@runtime_checkable
-class ImageRef(Protocol):
-    """An image: unique ``id``, ``open()`` -> RGB PIL image (raises naming the file), ``fingerprint()``."""
-
-    @property
-    def id(self) -> str: ...
-
-    def open(self) -> Image.Image: ...
-
-    def fingerprint(self) -> str: ...
 
 
 class VisionFeatureProvider(Protocol):

@@ -28,16 +28,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from rrbench_base.image_refs import ImageRef, as_image_refs
 from stage2_rerank.backends import RerankerModel, load_backend
 from stage2_rerank.candidate_pairs import score_candidate_lists
 from stage2_rerank.caches.pair_scores import SCORE_CODE_VERSION, ScoreCache
 from stage2_rerank.caches.vision_features import VisionFeatureCache
 from stage2_rerank.config import RerankerConfig
 from stage2_rerank.content_identity import library_versions
-from stage2_rerank.image_refs import as_image_refs
 from stage2_rerank.pair_batching import run_adaptive_batches
 from stage2_rerank.pair_scoring import score_missing_pairs
-from stage2_rerank.protocols import ImageRef, RerankInputError
+from stage2_rerank.protocols import RerankInputError
 from stage2_rerank.types import CandidateList, PairScores, RerankedCandidates, RerankStats
 
 log = logging.getLogger(__name__)
@@ -181,8 +181,8 @@ class Reranker:
                     progress: bool = True) -> PairScores:
         """Scores of ``pairs`` (int ``[P, 2]``: image index into ``images``, caption index into ``captions``).
 
-        ``images``: dataset items (:class:`ImageRef`), PIL images or file paths (``stage2_rerank.image_refs``;
-        anything else raises RerankInputError)."""
+        ``images``: dataset items (:class:`ImageRef`), PIL images or file paths (``rrbench_base.image_refs``;
+        anything else raises ``rrbench_base.image_refs.BadImageError``)."""
         start_time = time.perf_counter()
         images = as_image_refs(images)
         if not all(isinstance(c, str) for c in captions):

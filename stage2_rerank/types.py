@@ -4,8 +4,8 @@
 - :class:`RerankStats` / :class:`PairScores`: what ``Reranker.score_pairs`` did and returned;
 - :class:`CandidatePairs`: the distinct pairs of both directions' candidate lists (``candidate_pairs``);
 - :class:`CandidateScores`: stage-2 scores of each query's first K candidates (what ``fusion`` fuses);
-- :class:`CandidateList`: what stage 2 reads of a candidate list (``stage1_dual.candidates.Candidates`` is one;
-  stage 2 never imports stage 1);
+- :class:`CandidateList`: what stage 2 reads of a candidate list (``rrbench_base.candidates.Candidates``, the
+  pipeline's candidate-list type, is one);
 - :class:`RerankedCandidates`: what ``Reranker.score_candidates`` returns (scores per direction, pairs, stats).
 """
 

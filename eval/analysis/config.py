@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from eval.typed_config import FieldError
+from rrbench_base.config_errors import ConfigFieldError
 
 
 @dataclass
@@ -41,16 +41,16 @@ class AnalysisConfig:
 
     def __post_init__(self) -> None:
         if self.resamples < 1000:
-            raise FieldError("resamples", f"resamples must be >= 1000, got {self.resamples}")
+            raise ConfigFieldError("resamples", f"resamples must be >= 1000, got {self.resamples}")
         for name in ("confidence", "alpha"):
             value = getattr(self, name)
             if not 0.0 < value < 1.0:
-                raise FieldError(name, f"{name} must be in (0, 1), got {value}")
+                raise ConfigFieldError(name, f"{name} must be in (0, 1), got {value}")
         if not (math.isfinite(self.recommend_within) and self.recommend_within >= 0):
-            raise FieldError("recommend_within", f"recommend_within must be a finite number >= 0, "
+            raise ConfigFieldError("recommend_within", f"recommend_within must be a finite number >= 0, "
                              f"got {self.recommend_within}")
         for name in ("examples", "figure_examples"):
             if getattr(self, name) < 1:
-                raise FieldError(name, f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigFieldError(name, f"{name} must be >= 1, got {getattr(self, name)}")
         if self.seed is not None and not 0 <= self.seed < 2**32:
-            raise FieldError("seed", f"seed must be in [0, 2**32), got {self.seed}")
+            raise ConfigFieldError("seed", f"seed must be in [0, 2**32), got {self.seed}")

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
-from eval.typed_config import FieldError, apply_overrides, check_field, from_dict, load_config, to_dict
+from eval.typed_config import apply_overrides, check_field, from_dict, load_config, to_dict
+from rrbench_base.config_errors import ConfigFieldError
 from stage1_dual.config import EncoderConfig, Stage1Config, device_problem
 from stage1_dual.config import check_loadable as check_stage1_loadable
 from stage1_dual.training.config import TrainConfig
@@ -55,7 +56,7 @@ class CompetitionFiles:
         for name in ("train", "images", "text_queries", "image_gallery", "image_queries", "text_gallery",
                      "ground_truth"):
             if not getattr(self, name):
-                raise FieldError(name, f"{name} must be a non-empty file name")
+                raise ConfigFieldError(name, f"{name} must be a non-empty file name")
 
     def path(self, data_dir: Path, name: str) -> Path:
         """Path of file ``name`` (a field of this class) under ``data_dir`` (unless absolute)."""
@@ -89,7 +90,7 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:
-            raise FieldError("val_fraction", f"val_fraction must be in [0, 1), got {self.val_fraction}")
+            raise ConfigFieldError("val_fraction", f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.run_dir is not None:
             self.run_dir = Path(self.run_dir)
 
@@ -128,15 +129,15 @@ class CompeteConfig:
     def __post_init__(self) -> None:
         self.cache_dir = Path(self.cache_dir)
         if self.top_k < 1:
-            raise FieldError("top_k", f"top_k must be >= 1, got {self.top_k}")
+            raise ConfigFieldError("top_k", f"top_k must be >= 1, got {self.top_k}")
         if self.stage1.depth < max(self.top_k, 10):
-            raise FieldError("stage1.depth", f"stage1.depth must be >= max(top_k, 10) = {max(self.top_k, 10)}, "
-                                             f"got {self.stage1.depth}")
+            raise ConfigFieldError("stage1.depth", f"stage1.depth must be >= max(top_k, 10) = {max(self.top_k, 10)}, "
+                                                   f"got {self.stage1.depth}")
         if self.rerank_depth < 1 or (self.stage2 is not None and self.rerank_depth > self.stage1.depth):
-            raise FieldError("rerank_depth",
-                             f"rerank_depth must be in [1, stage1.depth={self.stage1.depth}], got {self.rerank_depth}")
+            raise ConfigFieldError("rerank_depth", f"rerank_depth must be in [1, stage1.depth={self.stage1.depth}], "
+                                                   f"got {self.rerank_depth}")
         if self.on_bad_input not in ("error", "skip"):
-            raise FieldError("on_bad_input", f"on_bad_input must be error or skip, got {self.on_bad_input!r}")
+            raise ConfigFieldError("on_bad_input", f"on_bad_input must be error or skip, got {self.on_bad_input!r}")
 
 
 def load_compete_config(path: Optional[str | Path], overrides: Sequence[str] = ()) -> CompeteConfig:
@@ -162,4 +163,4 @@ def load_compete_config(path: Optional[str | Path], overrides: Sequence[str] = (
 
 def _refuse(key: str, problem: str | None) -> None:
     if problem is not None:
-        raise FieldError(key, f"{key}: {problem}")
+        raise ConfigFieldError(key, f"{key}: {problem}")

@@ -21,14 +21,13 @@ from eval.competition.result_files import RESULT_FILES, validate_result_file, wr
 from eval.competition.retrieval import (TaskRanking, image_to_text, rerank_task, result_ids, task_metrics,
                                         text_to_image)
 from eval.competition.task_files import CompetitionTasks, read_tasks
-from eval.provenance import provenance
 from eval.typed_config import to_dict
+from rrbench_base.provenance import provenance
 from stage1_dual.config import Stage1Config
 from stage1_dual.encoders import load_encoder
 from stage2_rerank.rerank import load_reranker
 
 log = logging.getLogger(__name__)
-REPO_ROOT = Path(__file__).resolve().parents[2]
 REPORT_FILE = "compete.json"
 
 
@@ -85,7 +84,7 @@ def run_compete(cfg: CompeteConfig, data_dir: Path, out_dir: Path) -> dict[str, 
     report["skipped_total"] = sum(len(v) for v in report["skipped"].values()) + len(
         (report.get("finetune") or {}).get("skipped", []))
     report["timings"]["total_seconds"] = round(time.perf_counter() - start, 2)
-    report["provenance"] = provenance(to_dict(cfg), cfg.finetune.training.seed, REPO_ROOT)
+    report["provenance"] = provenance(config=to_dict(cfg), seed=cfg.finetune.training.seed)
     path = out_dir / REPORT_FILE
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str), encoding="utf-8")

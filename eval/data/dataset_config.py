@@ -1,7 +1,7 @@
 """Typed configuration of a dataset: :class:`DatasetConfig` (one per experiment) and :class:`SyntheticConfig`.
 
 Both are plain dataclasses validated in ``__post_init__`` and buildable from YAML with
-``eval.typed_config.from_dict``; a failed check raises ``eval.typed_config.FieldError`` naming the field,
+``eval.typed_config.from_dict``; a failed check raises ``rrbench_base.config_errors.ConfigFieldError`` naming the field,
 so a config file's error names ``dataset.<field>``. Everything that can be known without reading the
 data is checked here (a split the format cannot honour, options the format does not read).
 ``eval.data.loaders.load_benchmark(cfg)`` turns one into a Benchmark.
@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from eval.typed_config import ConfigError, FieldError
+from eval.typed_config import ConfigError
+from rrbench_base.config_errors import ConfigFieldError
 
 DatasetFormat = Literal["synthetic", "flickr8k", "karpathy", "table", "hf", "competition"]
 FORMATS: tuple[str, ...] = ("synthetic", "flickr8k", "karpathy", "table", "hf", "competition")
@@ -56,20 +57,20 @@ class SyntheticConfig:
     def __post_init__(self) -> None:
         for name in ("num_train", "num_val", "num_test"):
             if getattr(self, name) < 1:
-                raise FieldError(name, f"{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigFieldError(name, f"{name} must be at least 1, got {getattr(self, name)}")
         if self.image_size < 32:
-            raise FieldError("image_size", f"image_size must be at least 32 pixels, got {self.image_size}")
+            raise ConfigFieldError("image_size", f"image_size must be at least 32 pixels, got {self.image_size}")
         if self.seed < 0:
-            raise FieldError("seed", f"seed must be >= 0, got {self.seed}")
+            raise ConfigFieldError("seed", f"seed must be >= 0, got {self.seed}")
         if not 1 <= self.captions_per_image <= 5:
-            raise FieldError("captions_per_image",
-                             f"captions_per_image must be between 1 and 5, got {self.captions_per_image}")
+            raise ConfigFieldError("captions_per_image",
+                                   f"captions_per_image must be between 1 and 5, got {self.captions_per_image}")
 
     def num_images(self, split: str) -> int:
         """Size of ``split`` (train, val or test); ValueError naming the known splits otherwise."""
         sizes = {"train": self.num_train, "val": self.num_val, "test": self.num_test}
         if split not in sizes:
-            raise FieldError("split", f"synthetic split must be one of {', '.join(sizes)}, got {split!r}")
+            raise ConfigFieldError("split", f"synthetic split must be one of {', '.join(sizes)}, got {split!r}")
         return sizes[split]
 
 
@@ -142,27 +143,27 @@ class DatasetConfig:
         self.annotations = _as_path(self.annotations)
         self.cache_dir = Path(self.cache_dir)
         if self.format not in FORMATS:
-            raise FieldError("format", f"unknown dataset format {self.format!r} (known: {', '.join(FORMATS)})")
+            raise ConfigFieldError("format", f"unknown dataset format {self.format!r} (known: {', '.join(FORMATS)})")
         if self.on_bad_input not in ("error", "skip"):
-            raise FieldError("on_bad_input", f"on_bad_input must be 'error' or 'skip', got {self.on_bad_input!r}")
+            raise ConfigFieldError("on_bad_input", f"on_bad_input must be 'error' or 'skip', got {self.on_bad_input!r}")
         if self.limit is not None and self.limit < 1:
-            raise FieldError("limit", f"limit must be at least 1 when set, got {self.limit}")
+            raise ConfigFieldError("limit", f"limit must be at least 1 when set, got {self.limit}")
         needs = {"flickr8k": ("root",), "karpathy": ("root", "annotations"), "table": ("annotations",),
                  "competition": ("root",), "hf": ("hf_dataset",), "synthetic": ()}
         for key in needs[self.format]:
             if getattr(self, key) is None or getattr(self, key) == "":
-                raise FieldError(key, f"format {self.format!r} needs '{key}'")
+                raise ConfigFieldError(key, f"format {self.format!r} needs '{key}'")
         for key, formats in _USED_BY.items():
             if getattr(self, key) is not None and self.format not in formats:
-                raise FieldError(key, f"{key} is not read by format {self.format!r} (only by {', '.join(formats)}); "
-                                      "remove it")
+                raise ConfigFieldError(key, f"{key} is not read by format {self.format!r} "
+                                            f"(only by {', '.join(formats)}); remove it")
         if self.format == "flickr8k" and self.language not in (None, "en", "zh"):
-            raise FieldError("language", f"flickr8k language must be 'en' or 'zh', got {self.language!r}")
+            raise ConfigFieldError("language", f"flickr8k language must be 'en' or 'zh', got {self.language!r}")
         if self.language is not None and not self.language.strip():
-            raise FieldError("language", "language must be a non-empty language tag when set")
+            raise ConfigFieldError("language", "language must be a non-empty language tag when set")
         for key in ("image_column", "caption_column"):
             if not getattr(self, key):
-                raise FieldError(key, f"'{key}' must be a non-empty column name")
+                raise ConfigFieldError(key, f"'{key}' must be a non-empty column name")
         self._check_split()
 
     def _check_split(self) -> None:
@@ -171,19 +172,20 @@ class DatasetConfig:
         if split is None:
             return
         if not split.strip():
-            raise FieldError("split", "split must be a non-empty name when set")
+            raise ConfigFieldError("split", "split must be a non-empty name when set")
         if self.format == "synthetic":
             self.synthetic.num_images(split)
         elif self.format in ("table", "hf", "competition") and split != ALL_ROWS and self.split_column is None:
             if self.format == "competition":
-                raise FieldError("split", f"split {split!r} asked for but the competition format has no splits "
-                                          f"and no split_column is set (leave split unset, or '{ALL_ROWS}')")
-            raise FieldError("split", f"split {split!r} asked for but no split_column is set (set split_column, "
-                                      f"or leave split unset, or '{ALL_ROWS}', to read every row)")
+                raise ConfigFieldError("split", f"split {split!r} asked for but the competition format has no splits "
+                                                f"and no split_column is set (leave split unset, or '{ALL_ROWS}')")
+            raise ConfigFieldError("split", f"split {split!r} asked for but no split_column is set (set split_column, "
+                                            f"or leave split unset, or '{ALL_ROWS}', to read every row)")
         elif self.format == "flickr8k" and ("/" in split or "\\" in split or split.startswith(".")):
-            raise FieldError("split", f"flickr8k split must name a file of splits/ (train, val, test), got {split!r}")
+            raise ConfigFieldError("split", "flickr8k split must name a file of splits/ (train, val, test), "
+                                            f"got {split!r}")
         elif self.format == "karpathy" and not all(part.strip() for part in split.split("+")):
-            raise FieldError("split", f"karpathy split {split!r} has an empty part (use e.g. train+restval)")
+            raise ConfigFieldError("split", f"karpathy split {split!r} has an empty part (use e.g. train+restval)")
 
     def required_path(self, key: str) -> Path:
         """The path field ``key`` (root or annotations); ConfigError naming ``dataset.<key>`` when unset."""

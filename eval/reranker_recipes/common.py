@@ -9,7 +9,7 @@ rule; ``rsum`` is the best rule's rsum (the model-selection key).
 from __future__ import annotations
 
 import logging
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -17,10 +17,11 @@ from tqdm.auto import tqdm
 
 from eval.data.benchmark import Benchmark
 from eval.metrics import retrieval_metrics
+from rrbench_base.candidates import Candidates
 from stage2_rerank.config import FusionConfig
 from stage2_rerank.pair_scoring import tokenize_captions
 from stage2_rerank.training.trainable import ItmTrainable, ItmTrainingData
-from stage2_rerank.training.validation import Candidates, candidates_from_similarity, itc_similarity, rerank_in_memory
+from stage2_rerank.training.validation import candidates_from_similarity, itc_similarity, rerank_in_memory
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,22 @@ def metrics_of_rankings(bench: Benchmark, t2i_ranked: np.ndarray, i2t_ranked: np
     return retrieval_metrics(t2i_ranked, bench.text_to_image(), i2t_ranked, bench.image_to_texts())
 
 
-def rerank_metrics(trainable: ItmTrainable, data: ItmTrainingData, bench: Benchmark, candidates: Candidates,
-                   depth: int, fusions: dict[str, FusionConfig] = DEFAULT_FUSIONS) -> dict[str, float]:
-    """``stage1/<metric>`` and ``<fusion>/<metric>`` after reranking the first ``depth`` candidates; ``rsum`` =
-    the best fusion's rsum."""
-    out = {f"stage1/{k}": v for k, v in metrics_of_rankings(bench, candidates.t2i_ids, candidates.i2t_ids).items()}
+def rerank_metrics(trainable: ItmTrainable, data: ItmTrainingData, bench: Benchmark,
+                   candidates: Mapping[str, Candidates], depth: int,
+                   fusions: dict[str, FusionConfig] = DEFAULT_FUSIONS) -> dict[str, float]:
+    """``stage1/<metric>`` and ``<fusion>/<metric>`` after reranking the first ``depth`` candidates of
+    ``candidates["t2i"]`` / ``["i2t"]`` (every caption / image of ``bench`` a query, in order); ``rsum`` = the best
+    fusion's rsum."""
+    out = {f"stage1/{k}": v
+           for k, v in metrics_of_rankings(bench, candidates["t2i"].ids, candidates["i2t"].ids).items()}
     for name, (t2i, i2t) in rerank_in_memory(trainable, data, candidates, depth, fusions).items():
         out.update({f"{name}/{k}": v for k, v in metrics_of_rankings(bench, t2i, i2t).items()})
     out["rsum"] = max(out[f"{name}/rsum"] for name in fusions)
     return out
 
 
-def rerank_validator(data: ItmTrainingData, bench: Benchmark, depth: int, candidates: Optional[Candidates] = None,
+def rerank_validator(data: ItmTrainingData, bench: Benchmark, depth: int,
+                     candidates: Optional[Mapping[str, Candidates]] = None,
                      fusions: dict[str, FusionConfig] = DEFAULT_FUSIONS,
                      ) -> Callable[[ItmTrainable], dict[str, float]]:
     """``validate(model)`` for the trainer. Without ``candidates``, the model's own ITC ranks the stage-1 lists

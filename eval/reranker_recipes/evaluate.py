@@ -12,25 +12,26 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from eval.data.benchmark import Benchmark
 from eval.reranker_recipes.common import DEFAULT_FUSIONS, metrics_of_rankings
+from rrbench_base.candidates import Candidates
 from stage1_dual.config import EncoderConfig, Stage1Config
 from stage1_dual.pipeline import run_stage1
 from stage2_rerank.config import FusionConfig, RerankerConfig
 from stage2_rerank.fusion import rerank_at_depth
 from stage2_rerank.rerank import load_reranker
-from stage2_rerank.training.validation import Candidates
 
 log = logging.getLogger(__name__)
 
 
-def dual_encoder_candidates(model_dir: Path, bench: Benchmark, depth: int, cache_dir: Optional[Path]) -> Candidates:
-    """Both directions' top-``depth`` candidates of an ``rrbench_dual`` stage-1 checkpoint (all captions and
-    all images of ``bench`` are queries, in benchmark order)."""
+def dual_encoder_candidates(model_dir: Path, bench: Benchmark, depth: int, cache_dir: Optional[Path]
+                            ) -> dict[str, Candidates]:
+    """Both directions' top-``depth`` candidates (``{"t2i": ..., "i2t": ...}``) of an ``rrbench_dual`` stage-1
+    checkpoint (all captions and all images of ``bench`` are queries, in benchmark order)."""
     config = Stage1Config(encoder=EncoderConfig(backend="rrbench_dual", model=str(model_dir), device="cpu",
                                                 num_workers=0), depth=depth, cache_dir=cache_dir)
     result = run_stage1(config, bench.images, [c.text for c in bench.captions])
@@ -38,28 +39,27 @@ def dual_encoder_candidates(model_dir: Path, bench: Benchmark, depth: int, cache
     if not (np.array_equal(t2i.query_positions, np.arange(len(bench.captions)))
             and np.array_equal(i2t.query_positions, np.arange(len(bench.images)))):
         raise ValueError("stage 1 skipped some queries; evaluate on a benchmark without bad images")
-    return Candidates(t2i.ids, t2i.scores, i2t.ids, i2t.scores)
+    return {"t2i": t2i, "i2t": i2t}
 
 
-def evaluate_checkpoint(checkpoint: Path, bench: Benchmark, candidates: Candidates, depths: Sequence[int],
-                        fusions: dict[str, FusionConfig] = DEFAULT_FUSIONS, cache_dir: Optional[Path] = None,
+def evaluate_checkpoint(checkpoint: Path, bench: Benchmark, candidates: Mapping[str, Candidates],
+                        depths: Sequence[int], fusions: dict[str, FusionConfig] = DEFAULT_FUSIONS, cache_dir: Optional[Path] = None,
                         pair_batch_size: int = 64) -> dict[str, Any]:
     """``{"stage1": metrics, "<fusion>@<depth>": metrics, ..., "seconds": ..., "pairs": ...}``."""
     max_depth = max(depths)
+    t2i, i2t = candidates["t2i"], candidates["i2t"]
     config = RerankerConfig(backend="blip2_itm", model=str(checkpoint), device="cpu", cache_dir=cache_dir,
                             pair_batch_size=pair_batch_size)
     start = time.perf_counter()
     with load_reranker(config) as reranker:
-        scored = reranker.score_candidates(bench.images, [c.text for c in bench.captions], candidates.t2i_ids,
-                                           candidates.i2t_ids, max_depth)
+        scored = reranker.score_candidates(bench.images, [c.text for c in bench.captions], t2i, i2t, max_depth)
     seconds = time.perf_counter() - start
-    t2i, i2t = scored.t2i, scored.i2t
-    out: dict[str, Any] = {"stage1": metrics_of_rankings(bench, candidates.t2i_ids, candidates.i2t_ids)}
+    out: dict[str, Any] = {"stage1": metrics_of_rankings(bench, t2i.ids, i2t.ids)}
     for depth in depths:
         for name, fusion in fusions.items():
             out[f"{name}@{depth}"] = metrics_of_rankings(
-                bench, rerank_at_depth(candidates.t2i_ids, candidates.t2i_scores, t2i, depth, fusion),
-                rerank_at_depth(candidates.i2t_ids, candidates.i2t_scores, i2t, depth, fusion))
+                bench, rerank_at_depth(t2i.ids, t2i.scores, scored.t2i, depth, fusion),
+                rerank_at_depth(i2t.ids, i2t.scores, scored.i2t, depth, fusion))
     out["pairs"] = int(len(scored.pairs.pairs))
     out["seconds"] = seconds
     return out

@@ -30,20 +30,20 @@ from eval.analysis import BootstrapSettings, QueryValues, analyse, write_per_que
 from eval.data.benchmark import Benchmark
 from eval.data.loaders import load_benchmark
 from eval.experiment_config import ExperimentConfig, with_cache_dirs
-from eval.provenance import provenance
-from eval.runner.cells import (DirectionData, cell_curves, cell_metrics, cell_query_values, main_depths, rerank_both, setting_entry,
+from eval.runner.cells import (DirectionData, cell_curves, cell_metrics, cell_query_values, main_depths, rerank_both,
+                               setting_entry,
                                setting_key, write_cell_runs, write_qrels_files)
 from eval.runner.latency import (CostLedger, cost_context, stage1_latency, stage1_sources, stage2_latency,
                                  stage2_sources)
 from eval.runner.outputs import StagedOutputs
 from eval.runner.threads import ThreadSetting, resolve_threads
 from eval.typed_config import to_dict
+from rrbench_base.provenance import provenance
 from stage1_dual.config import Stage1Config
 from stage1_dual.pipeline import Stage1Result, run_stage1
 from stage2_rerank.rerank import Reranker, load_reranker
 
 log = logging.getLogger(__name__)
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def direction_data(bench: Benchmark, s1: Stage1Result) -> dict[str, DirectionData]:
@@ -228,8 +228,8 @@ class ExperimentRun:
             "experiment": self.cfg.experiment, "metrics": self.metrics, "settings": self.settings,
             "curves": self.curves, "analysis": analysis, "timings": self.timings, "counts": self.counts,
             "costs": self.costs,
-            "provenance": provenance(to_dict(self.cfg), self.cfg.seed, REPO_ROOT,
-                                     self.threads.as_dict() if self.threads is not None else None),
+            "provenance": provenance(config=to_dict(self.cfg), seed=self.cfg.seed,
+                                     threads=self.threads.as_dict() if self.threads is not None else None),
         }
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / "results.json"

@@ -51,7 +51,7 @@ class Cost:
 
 def hardware_context() -> dict[str, Any]:
     """CPU model, visible GPU names and torch's current CPU thread count: the hardware part of a cost key."""
-    from eval.provenance import hardware
+    from rrbench_base.provenance import hardware
 
     found = hardware()
     return {"cpu": found["cpu"], "gpus": found["gpus"], "torch_threads": found["torch_threads"]}

@@ -1,4 +1,5 @@
-"""Provenance, memory readings and the Markdown tables of the stage-1 benchmark.
+"""Load and memory readings and the Markdown tables of the stage-1 benchmark (provenance:
+``rrbench_base.provenance``).
 
 Memory: ``peak_rss_gib`` is the process's high-water mark so far (``resource.getrusage(RUSAGE_SELF)
 .ru_maxrss``); ``rss_delta_gib`` is the growth of the current resident set (``/proc/self/statm``)
@@ -8,50 +9,17 @@ across one index build, an estimate of that index's memory.
 from __future__ import annotations
 
 import os
-import platform
 import resource
-import subprocess
-from datetime import datetime, timezone
-from importlib import metadata
-from typing import Any, Sequence
+from typing import Any
 
-_PACKAGES = ("torch", "faiss-cpu", "open_clip_torch", "transformers", "numpy")
+from rrbench_base.provenance import describe
 
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or platform.processor())."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+MEMORY_METHOD = "peak: getrusage(RUSAGE_SELF).ru_maxrss; delta: /proc/self/statm resident growth"
 
 
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _git_sha() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def provenance(argv: Sequence[str], threads: int) -> dict[str, Any]:
-    """Command, time, versions, CPU, threads, load and git SHA of this run."""
-    return {"command": " ".join(argv), "timestamp_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "python": platform.python_version(), "versions": {name: _version(name) for name in _PACKAGES},
-            "cpu": cpu_model(), "cpu_count": os.cpu_count(), "threads": threads,
-            "load_average_at_start": [round(v, 2) for v in os.getloadavg()], "git_sha": _git_sha(),
-            "memory_method": "peak: getrusage(RUSAGE_SELF).ru_maxrss; delta: /proc/self/statm resident growth"}
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages now, rounded to 2 decimals."""
+    return [round(value, 2) for value in os.getloadavg()]
 
 
 def current_rss_gib() -> float:
@@ -73,12 +41,9 @@ def _params(info: dict[str, Any]) -> str:
 
 def render_markdown(results: dict[str, Any]) -> str:
     """Encoding and search tables, the 1M target line, and provenance, as Markdown."""
-    prov = results["provenance"]
-    lines = ["# Stage-1 benchmark", "",
-             f"CPU: {prov['cpu']} ({prov['cpu_count']} logical cores, {prov['threads']} thread(s) used, "
-             f"load average at start {prov['load_average_at_start']}); versions: "
-             + ", ".join(f"{k} {v}" for k, v in prov["versions"].items() if v) + f"; git {prov['git_sha']}.",
-             f"Command: `{prov['command']}`", ""]
+    load = results["load_average"]
+    lines = ["# Stage-1 benchmark", "", *describe(results["provenance"]),
+             f"Load average at start {load['start']}, at end {load['end']}.", ""]
     enc = results.get("encoding")
     if enc:
         lines += ["## Encoding (open_clip, random weights, CPU)", "",

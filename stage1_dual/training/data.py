@@ -1,6 +1,6 @@
 """Training data of the stage-1 trainer and the batch plan of an epoch.
 
-A :class:`TrainingSplit` is images (any :class:`~stage1_dual.protocols.ImageRef`), caption strings and
+A :class:`TrainingSplit` is images (any :class:`~rrbench_base.image_refs.ImageRef`), caption strings and
 ``text_image[t]`` = position of caption ``t``'s image. A :class:`Batch` holds the image positions of a
 step and ``captions_per_image`` caption positions per image (its keys for the multi-positive loss are
 image positions). The plan of epoch ``e`` is a pure function of ``(seed, e)`` and the hard-negative
@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from stage1_dual.protocols import ImageRef
+from rrbench_base.image_refs import ImageRef
 from stage1_dual.training.hard_negatives import pair_batches
 
 

@@ -30,9 +30,9 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from rrbench_base.image_refs import BadImageError, ImageRef
 from stage1_dual.cache_integrity import READ_ERRORS, CorruptCacheError, arrays_sha256, quarantine
 from stage1_dual.embedding_cache import EmbeddingCache, items_digest
-from stage1_dual.protocols import BadImageError, ImageRef
 from stage1_dual.tokenizer_identity import tokenizer_identity
 from stage1_dual.trainable.image_towers import ImageTower
 from stage1_dual.trainable.towers import Tower

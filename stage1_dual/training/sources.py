@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from stage1_dual.protocols import BadImageError, ImageRef
+from rrbench_base.image_refs import BadImageError, ImageRef
 from stage1_dual.trainable.image_towers import ImageTower
 from stage1_dual.trainable.towers import Features, Tower
 from stage1_dual.training.feature_table import FeatureTable

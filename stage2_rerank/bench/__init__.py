@@ -18,7 +18,6 @@ _EXPORTS: dict[str, str] = {
     "blip2_itm_vit_g_config": "stage2_rerank.bench.random_checkpoint",
     "save_random_checkpoint": "stage2_rerank.bench.random_checkpoint",
     "tiny_blip2_itm_config": "stage2_rerank.bench.random_checkpoint",
-    "provenance": "stage2_rerank.bench.report",
     "render_markdown": "stage2_rerank.bench.report",
     "BenchOptions": "stage2_rerank.bench.runner",
     "run_benchmark": "stage2_rerank.bench.runner",

@@ -130,7 +130,7 @@ def run_device_benchmark(options: DeviceBenchOptions, dtype: torch.dtype) -> dic
     device = torch.device(options.device)
     fp32_model, processor, data = _model_and_data(options)
     pairs = data.candidate_pairs.pairs
-    slots = int(data.t2i_candidates.size + data.i2t_candidates.size)
+    slots = data.candidate_slots
     name = PRECISION_NAMES[dtype]
     base = RerankerConfig(model="random-init", device=options.device, pair_batch_size=options.pair_batch_size,
                           precision="fp32", vision_precision="fp32")

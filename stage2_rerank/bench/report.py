@@ -1,4 +1,5 @@
-"""Provenance, memory, throughput arithmetic and the Markdown table of the stage-2 benchmark.
+"""Memory, throughput arithmetic and the Markdown table of the stage-2 benchmark (provenance:
+``rrbench_base.provenance``).
 
 Throughput definition (all three methods): candidate slots of both directions served per second, where
 the workload is every (query, candidate) slot of the top-k lists of both directions. (a) and (b) are per-call
@@ -9,42 +10,9 @@ vision tower once per image, and (b)'s end-to-end time adds the vision time meas
 from __future__ import annotations
 
 import os
-import platform
 import resource
-import subprocess
-from datetime import datetime, timezone
-from importlib import metadata
-from typing import Sequence
 
-import torch
-
-
-def _cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _git_sha() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def provenance(argv: Sequence[str]) -> dict:
-    """Command, versions, hardware, load and git SHA of this run."""
-    versions = {name: metadata.version(name) for name in ("torch", "transformers", "numpy")}
-    return {"command": " ".join(["python", *argv]), "timestamp_utc": datetime.now(timezone.utc).isoformat(),
-            "python": platform.python_version(), "versions": versions, "cpu": _cpu_model(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "load_average_at_start": list(os.getloadavg()), "git_sha": _git_sha(),
-            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+from rrbench_base.provenance import describe
 
 
 def memory_snapshot() -> dict:
@@ -76,17 +44,14 @@ def rates_and_ratios(results: dict, slots: int) -> dict:
 
 def render_markdown(results: dict) -> str:
     """The benchmark's tables as Markdown."""
-    prov, work, rates = results["provenance"], results["workload"], results["rates"]
+    prov, load, work, rates = results["provenance"], results["load_average"], results["workload"], results["rates"]
     stock, lavis, seconds = results["stock_forward"], results["lavis_loop"], results["reranker"]["seconds"]
     parity, precision = results["parity_vs_stock"], results["precision_parity"]
     lines = [
         f"# Stage-2 rerank benchmark ({results['architecture']}, random weights)", "",
-        f"Command: `{prov['command']}`  ",
-        f"CPU: {prov['cpu']} ({prov['cpu_count']} cores visible, torch threads {prov['torch_threads']}), "
-        f"load average at start {', '.join(f'{x:.2f}' for x in prov['load_average_at_start'])}, at end "
-        f"{', '.join(f'{x:.2f}' for x in prov.get('load_average_at_end', []))}  ",
-        f"Versions: python {prov['python']}, " + ", ".join(f"{k} {v}" for k, v in prov["versions"].items())
-        + f"; git {prov['git_sha']}; {prov['timestamp_utc']}", "",
+        *describe(prov),
+        f"Load average at start {', '.join(f'{x:.2f}' for x in load['start'])}, at end "
+        f"{', '.join(f'{x:.2f}' for x in load['end'])}.", "",
         f"Workload: {work['images']} images x {work['captions']} captions, top-{work['depth']} candidates of "
         f"both directions = {work['candidate_slots_both_directions']} candidate slots, "
         f"{work['distinct_pairs']} distinct pairs.", "",

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from rrbench_base.provenance import provenance
 from stage2_rerank.backends import RerankerModel, build_blip2_itm
 from stage2_rerank.bench.parity import parity_report
 from stage2_rerank.bench.random_checkpoint import (
@@ -27,7 +28,7 @@ from stage2_rerank.bench.random_checkpoint import (
     build_random_model,
     tiny_blip2_itm_config,
 )
-from stage2_rerank.bench.report import memory_snapshot, provenance, rates_and_ratios
+from stage2_rerank.bench.report import memory_snapshot, rates_and_ratios
 from stage2_rerank.bench.speed import (
     BENCH_WORDS,
     BenchData,
@@ -93,17 +94,19 @@ def _reranker(model, processor, base: RerankerConfig, features: VisionFeatureCac
 
 
 def run_benchmark(options: BenchOptions, argv: Sequence[str]) -> dict:
-    """All measurements, as a JSON-ready dict (``argv`` is recorded as the command)."""
+    """All measurements, as a JSON-ready dict with the run's provenance (``argv``, program first, is recorded as
+    the command) and the load average at its start and end."""
     arch = tiny_blip2_itm_config() if options.small else blip2_itm_vit_g_config()
-    results: dict = {"provenance": provenance(argv), "options": dataclasses.asdict(options),
-                     "architecture": "tiny" if options.small else "blip2-itm-vit-g", "memory": {}}
+    results: dict = {"options": dataclasses.asdict(options),
+                     "architecture": "tiny" if options.small else "blip2-itm-vit-g", "memory": {},
+                     "load_average": {"start": list(os.getloadavg())}}
     model = build_random_model(arch, seed=options.seed)
     processor = build_processor(arch.vision_config.image_size, BENCH_WORDS)
     results["memory"]["after_model_build"] = memory_snapshot()
     data = make_bench_data(options.images, options.captions, options.depth, arch.vision_config.image_size,
                            seed=options.seed)
     pairs = data.candidate_pairs.pairs
-    slots = data.t2i_candidates.size + data.i2t_candidates.size
+    slots = data.candidate_slots
     results["workload"] = {"images": options.images, "captions": options.captions, "depth": options.depth,
                            "candidate_slots_both_directions": int(slots), "distinct_pairs": int(len(pairs))}
     base = RerankerConfig(model="random-init", device="cpu", precision="fp32", vision_precision="fp32",
@@ -142,10 +145,10 @@ def run_benchmark(options: BenchOptions, argv: Sequence[str]) -> dict:
         log.info("(c) with a bfloat16 Q-Former on all %d distinct pairs", len(pairs))
         results["reranker_bf16"] = low_precision_rates(reranker, data, torch.bfloat16, results, slots)
     results["memory"]["peak_end_cpu"] = memory_snapshot()
-    results["provenance"]["load_average_at_end"] = list(os.getloadavg())
+    results["load_average"]["end"] = list(os.getloadavg())
     if torch.cuda.is_available():
         results["cuda_fp16"] = cuda_fp16_run(model, processor, base, data, scores, options.precision_queries)
-    return results
+    return {"provenance": provenance(argv=argv, seed=options.seed), **results}
 
 
 def kv_cache_ablation(model, processor, base: RerankerConfig, reranker: Reranker, data: BenchData,

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from rrbench_base.candidates import Candidates
 from stage2_rerank.bench.parity import stock_itc_matrix, stock_itm_logits
 from stage2_rerank.candidate_pairs import collect_candidate_pairs
 from stage2_rerank.pair_scoring import tokenize_captions
@@ -57,16 +58,21 @@ class BenchData:
     Attributes:
         images: image references.
         captions: caption strings.
-        t2i_candidates: int64 ``[n_captions, depth]`` image candidates per caption query.
-        i2t_candidates: int64 ``[n_images, depth]`` caption candidates per image query.
+        t2i: image candidates ``[n_captions, depth]`` of every caption query (in caption order).
+        i2t: caption candidates ``[n_images, depth]`` of every image query (in image order).
         candidate_pairs: the distinct pairs of both directions.
     """
 
     images: list[InMemoryImage]
     captions: list[str]
-    t2i_candidates: np.ndarray
-    i2t_candidates: np.ndarray
+    t2i: Candidates
+    i2t: Candidates
     candidate_pairs: CandidatePairs
+
+    @property
+    def candidate_slots(self) -> int:
+        """Candidate slots of both directions (the benchmark's workload)."""
+        return int(self.t2i.ids.size + self.i2t.ids.size)
 
 
 def make_bench_data(n_images: int, n_captions: int, depth: int, image_px: int, seed: int = 0) -> BenchData:
@@ -76,19 +82,25 @@ def make_bench_data(n_images: int, n_captions: int, depth: int, image_px: int, s
               for i in range(n_images)]
     captions = [" ".join(rng.choice(BENCH_WORDS, size=int(rng.integers(6, 21)))) for _ in range(n_captions)]
     similarity = rng.standard_normal((n_images, n_captions))
-    t2i = np.argsort(-similarity.T, axis=1, kind="stable")[:, :depth]
-    i2t = np.argsort(-similarity, axis=1, kind="stable")[:, :depth]
-    return BenchData(images, captions, t2i, i2t, collect_candidate_pairs(t2i, i2t, depth))
+    lists = {direction: _top(direction, matrix, depth) for direction, matrix in (("t2i", similarity.T),
+                                                                                 ("i2t", similarity))}
+    return BenchData(images, captions, lists["t2i"], lists["i2t"],
+                     collect_candidate_pairs(lists["t2i"].ids, lists["i2t"].ids, depth))
+
+
+def _top(direction: str, similarity: np.ndarray, depth: int) -> Candidates:
+    ids = np.argsort(-similarity, axis=1, kind="stable")[:, :depth]
+    return Candidates(direction, ids, np.take_along_axis(similarity, ids, axis=1), np.arange(len(similarity)))
 
 
 def lavis_queries(data: BenchData, n_t2i: int, n_i2t: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The first ``n_t2i`` caption queries and ``n_i2t`` image queries as (image indices, caption indices)."""
     queries = []
-    for c in range(min(n_t2i, len(data.t2i_candidates))):
-        cands = data.t2i_candidates[c]
+    for c in range(min(n_t2i, len(data.t2i.ids))):
+        cands = data.t2i.ids[c]
         queries.append((cands, np.full(len(cands), c)))
-    for i in range(min(n_i2t, len(data.i2t_candidates))):
-        cands = data.i2t_candidates[i]
+    for i in range(min(n_i2t, len(data.i2t.ids))):
+        cands = data.i2t.ids[i]
         queries.append((np.full(len(cands), i), cands))
     return queries
 

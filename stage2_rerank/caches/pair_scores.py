@@ -26,7 +26,7 @@ from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
-from stage2_rerank.caches.files import move_aside
+from rrbench_base.cache_files import move_aside
 
 log = logging.getLogger(__name__)
 

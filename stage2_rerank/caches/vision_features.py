@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from stage2_rerank.caches.files import move_aside
+from rrbench_base.cache_files import move_aside
 
 log = logging.getLogger(__name__)
 

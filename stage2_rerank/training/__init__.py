@@ -34,7 +34,6 @@ _EXPORTS: dict[str, str] = {
     "score_pairs_in_memory": "stage2_rerank.training.trainable",
     "FitResult": "stage2_rerank.training.trainer",
     "ItmTrainer": "stage2_rerank.training.trainer",
-    "Candidates": "stage2_rerank.training.validation",
     "candidates_from_similarity": "stage2_rerank.training.validation",
     "rerank_in_memory": "stage2_rerank.training.validation",
 }

@@ -27,8 +27,9 @@ import torch
 from numpy.lib.format import open_memmap
 from tqdm.auto import tqdm
 
-from stage2_rerank.caches.files import move_aside
-from stage2_rerank.protocols import ImageRef, RerankInputError, VisionFeatureProvider
+from rrbench_base.cache_files import move_aside
+from rrbench_base.image_refs import ImageRef
+from stage2_rerank.protocols import RerankInputError, VisionFeatureProvider
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,8 @@ def load_feature_store(directory: Path) -> FeatureStore:
 
 
 def _move_aside(path: Path, problem: str) -> None:
-    """Set a damaged store file aside (``caches.files.move_aside``: kept, renamed) and log one WARNING naming it."""
+    """Set a damaged store file aside (``rrbench_base.cache_files.move_aside``: kept, renamed) and log one
+    WARNING naming it."""
     target = move_aside(path)
     log.warning("%s; moved it aside to %s and recomputing the store", problem, target)
 

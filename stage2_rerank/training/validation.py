@@ -2,7 +2,9 @@
 
 - :func:`itc_similarity`: the model's own ITC similarity ``[N_cap, N_img]`` (max over queries of the cosine),
   usable as a stand-in stage 1 when none is given.
-- :func:`top_candidates`: the best ``depth`` columns per row of a similarity matrix (best first).
+- :func:`top_candidates`: the best ``depth`` columns per row of a similarity matrix (best first);
+  :func:`candidates_from_similarity`: both directions' lists as ``{"t2i": Candidates, "i2t": Candidates}``
+  (:class:`rrbench_base.candidates.Candidates`, the pipeline's candidate-list type).
 - :func:`rerank_in_memory`: ITM/ITC scores of the distinct candidate pairs of both directions (each scored
   once) and the final rankings per fusion rule, with the depth semantics of ``fusion.rerank_at_depth``.
 Metric computation stays with the caller (``eval.metrics``), which takes the returned rankings.
@@ -10,32 +12,16 @@ Metric computation stays with the caller (``eval.metrics``), which takes the ret
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import torch
 
+from rrbench_base.candidates import Candidates
 from stage2_rerank.candidate_pairs import score_candidate_lists
 from stage2_rerank.config import FusionConfig
 from stage2_rerank.fusion import rerank_at_depth
 from stage2_rerank.training.trainable import ItmTrainable, ItmTrainingData, score_pairs_in_memory
-
-
-@dataclass(frozen=True)
-class Candidates:
-    """Stage-1 candidates of both directions, every caption and every image a query in order (immutable).
-
-    Attributes:
-        t2i_ids: int64 ``[N_cap, N]`` image rows per caption, best first.
-        t2i_scores: float ``[N_cap, N]`` their stage-1 scores.
-        i2t_ids: int64 ``[N_img, N]`` caption rows per image, best first.
-        i2t_scores: float ``[N_img, N]`` their stage-1 scores.
-    """
-
-    t2i_ids: np.ndarray
-    t2i_scores: np.ndarray
-    i2t_ids: np.ndarray
-    i2t_scores: np.ndarray
 
 
 def itc_similarity(trainable: ItmTrainable, data: ItmTrainingData, batch_size: int = 128) -> np.ndarray:
@@ -73,19 +59,27 @@ def top_candidates(similarity: np.ndarray, depth: int) -> tuple[np.ndarray, np.n
     return order.astype(np.int64), np.take_along_axis(similarity, order, axis=1).astype(np.float32)
 
 
-def candidates_from_similarity(similarity: np.ndarray, depth: int) -> Candidates:
-    """Both directions' top-``depth`` candidates of a caption x image similarity ``[N_cap, N_img]``."""
-    t2i_ids, t2i_scores = top_candidates(similarity, depth)
-    i2t_ids, i2t_scores = top_candidates(similarity.T, depth)
-    return Candidates(t2i_ids, t2i_scores, i2t_ids, i2t_scores)
+def candidates_from_similarity(similarity: np.ndarray, depth: int) -> dict[str, Candidates]:
+    """Both directions' top-``depth`` candidates of a caption x image similarity ``[N_cap, N_img]``:
+    ``{"t2i": ..., "i2t": ...}``, every caption (t2i) and every image (i2t) a query, in order."""
+    similarity = np.asarray(similarity)
+    out = {}
+    for direction, matrix in (("t2i", similarity), ("i2t", similarity.T)):
+        ids, scores = top_candidates(matrix, depth)
+        out[direction] = Candidates(direction, ids, scores, np.arange(len(matrix)))
+    return out
 
 
-def rerank_in_memory(trainable: ItmTrainable, data: ItmTrainingData, candidates: Candidates, depth: int,
-                     fusions: dict[str, FusionConfig], batch_size: int = 64,
+def rerank_in_memory(trainable: ItmTrainable, data: ItmTrainingData, candidates: Mapping[str, Candidates],
+                     depth: int, fusions: dict[str, FusionConfig], batch_size: int = 64,
                      ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per fusion name: (t2i ranking ``[N_cap, N]``, i2t ranking ``[N_img, N]``) after reranking depth ``depth``."""
+    """Per fusion name: (t2i ranking ``[Q_t2i, N]``, i2t ranking ``[Q_i2t, N]``) after reranking depth ``depth``.
+
+    ``candidates["t2i"]`` / ``candidates["i2t"]``: the lists of both directions; their ids and query positions
+    index the captions and images of ``data``."""
+    t2i, i2t = candidates["t2i"], candidates["i2t"]
     scored = score_candidate_lists(lambda pairs: (*score_pairs_in_memory(trainable, data, pairs, batch_size), None),
-                                   candidates.t2i_ids, candidates.i2t_ids, depth)
-    return {name: (rerank_at_depth(candidates.t2i_ids, candidates.t2i_scores, scored.t2i, depth, fusion),
-                   rerank_at_depth(candidates.i2t_ids, candidates.i2t_scores, scored.i2t, depth, fusion))
+                                   t2i, i2t, depth)
+    return {name: (rerank_at_depth(t2i.ids, t2i.scores, scored.t2i, depth, fusion),
+                   rerank_at_depth(i2t.ids, i2t.scores, scored.i2t, depth, fusion))
             for name, fusion in fusions.items()}

@@ -42,3 +42,16 @@ def test_library_info_lines_hidden_unless_verbose_while_rrbench_progress_shows()
     assert "INFO faiss.loader:" in verbose
     assert "INFO stage2_rerank.progress: rrbench progress line" in verbose
     assert "DEBUG eval.progress: rrbench debug line" in verbose
+
+
+def test_a_bad_image_is_a_one_line_user_error(monkeypatch, caplog):
+    import eval.commands.config as command
+    from eval.cli import main
+    from rrbench_base.image_refs import BadImageError
+
+    def run(args):
+        raise BadImageError("image photos/cat.jpg: cannot be opened: truncated")
+
+    monkeypatch.setattr(command, "run", run)
+    assert main(["config", "configs/demo.yaml"]) == 2
+    assert "BadImageError: image photos/cat.jpg: cannot be opened" in caplog.text

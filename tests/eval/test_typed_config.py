@@ -7,6 +7,7 @@ from typing import Literal, Optional, Union
 import pytest
 
 from eval.typed_config import ConfigError, apply_overrides, from_dict, load_config, to_dict
+from rrbench_base.config_errors import ConfigFieldError
 
 
 @dataclass
@@ -104,14 +105,6 @@ def test_bad_files(tmp_path):
         load_config(Outer, tmp_path / "list.yaml")
 
 
-class KeyedError(ValueError):
-    """The typed_config protocol: a ValueError with a ``key`` attribute (what the stages' configs raise)."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-
-
 @dataclass
 class Checked:
     """Attributes:
@@ -122,7 +115,7 @@ class Checked:
 
     def __post_init__(self) -> None:
         if self.size < 1:
-            raise KeyedError("size", f"size must be >= 1, got {self.size}")
+            raise ConfigFieldError("size", f"size must be >= 1, got {self.size}")
 
 
 @dataclass

@@ -51,7 +51,8 @@ def test_invalid_values_name_the_key(data, key):
 def test_load_time_checks_name_the_field(monkeypatch):
     import torch
 
-    from stage1_dual.config import ConfigFieldError, check_loadable
+    from rrbench_base.config_errors import ConfigFieldError
+    from stage1_dual.config import check_loadable
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     check_loadable(Stage1Config())  # auto device, auto GPU index: fine anywhere

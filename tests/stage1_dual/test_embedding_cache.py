@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from rrbench_base.image_refs import BadImageError
 from stage1_dual.config import EncoderConfig
 from stage1_dual.embedding_cache import EmbeddingCache
 from stage1_dual.encode import encode_images, encode_texts
 from stage1_dual.encoders import load_encoder
-from stage1_dual.protocols import BadImageError
 from tests.stage1_dual.helpers import ForwardCounter, make_images
 
 TEXTS = [f"caption {i}" for i in range(9)]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from rrbench_base.image_refs import BadImageError
 from stage1_dual.encode import encode_images, encode_texts
-from stage1_dual.protocols import BadImageError
 from tests.stage1_dual.helpers import make_images
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from eval.data.benchmark import ImageItem
-from stage2_rerank.protocols import ImageRef, RerankInputError
+from rrbench_base.image_refs import ImageRef
+from stage2_rerank.protocols import RerankInputError
 from stage2_rerank.rerank import load_reranker
 
 

@@ -60,7 +60,8 @@ def test_precision_policy():
 
 
 def test_field_errors_carry_the_key_and_load_time_checks(tmp_path, monkeypatch):
-    from stage2_rerank.config import ConfigFieldError, check_loadable
+    from rrbench_base.config_errors import ConfigFieldError
+    from stage2_rerank.config import check_loadable
 
     with pytest.raises(ConfigFieldError) as info:
         RerankerConfig(pair_batch_size=0)

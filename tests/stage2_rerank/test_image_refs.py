@@ -1,38 +1,12 @@
-"""Stage 2 takes dataset items, PIL images and file paths; anything else is a clear error."""
+"""The reranker takes dataset items, PIL images and file paths (``rrbench_base.image_refs``); anything else is a
+clear error."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from eval.data.benchmark import ImageItem
-from stage2_rerank.image_refs import PathImageRef, PilImageRef, as_image_ref, as_image_refs
-from stage2_rerank.protocols import RerankInputError, ImageRef
-
-
-def test_pil_path_and_item(tmp_path):
-    pixels = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
-    image = Image.fromarray(pixels)
-    path = tmp_path / "a.png"
-    image.save(path)
-    item = ImageItem(id="a", path=path)
-    refs = as_image_refs([image, path, str(path), item])
-    assert isinstance(refs[0], PilImageRef) and isinstance(refs[1], PathImageRef) and refs[3] is item
-    assert all(isinstance(ref, ImageRef) for ref in refs)
-    assert refs[1].fingerprint() == refs[2].fingerprint() == item.fingerprint()
-    assert refs[0].fingerprint() == PilImageRef(Image.fromarray(pixels.copy())).fingerprint()
-    assert np.array_equal(np.asarray(refs[0].open()), np.asarray(refs[1].open()))
-
-
-def test_other_types_are_rejected_by_position():
-    with pytest.raises(RerankInputError, match="image 3: expected a PIL image, a file path.*got int"):
-        as_image_ref(42, 3)
-
-
-def test_unreadable_path_names_the_file(tmp_path):
-    with pytest.raises(RerankInputError, match="missing.png"):
-        as_image_ref(tmp_path / "missing.png").fingerprint()
+from rrbench_base.image_refs import BadImageError
 
 
 def test_score_pairs_and_candidates_take_pil_images_and_paths(tiny_config, tiny_images):
@@ -49,5 +23,5 @@ def test_score_pairs_and_candidates_take_pil_images_and_paths(tiny_config, tiny_
     np.testing.assert_allclose(pil.itm_logits, items.itm_logits, atol=1e-5)
     np.testing.assert_array_equal(paths.itm_logits, items.itm_logits)
     assert scored.i2t is None and scored.t2i.itc.shape == (2, 2)
-    with pytest.raises(RerankInputError, match="got dict"):
+    with pytest.raises(BadImageError, match="got dict"):
         load_reranker(tiny_config()).score_pairs([{}], captions, np.array([[0, 0]]), progress=False)

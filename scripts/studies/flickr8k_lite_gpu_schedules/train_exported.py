@@ -29,11 +29,12 @@ from transformers import Blip2Config, Blip2ForImageTextRetrieval, Blip2Processor
 
 from eval.reranker_recipes.common import metrics_of_rankings, rerank_validator
 from eval.reranker_recipes.flickr8k import flickr_trainer_config
+from rrbench_base.candidates import Candidates
 from stage2_rerank.config import FusionConfig
 from stage2_rerank.training.losses import Stage1Embeddings
 from stage2_rerank.training.trainable import ItmTrainable, ItmTrainingData
 from stage2_rerank.training.trainer import ItmTrainer
-from stage2_rerank.training.validation import Candidates, rerank_in_memory
+from stage2_rerank.training.validation import rerank_in_memory
 
 HERE = Path(__file__).resolve().parent
 FOLDER_A, FOLDER_B = HERE.parent / ".gpuA", HERE.parent / ".gpuB"
@@ -93,8 +94,9 @@ def main() -> None:
 
     test_data = ItmTrainingData(test_grids, tokens["test"][0], tokens["test"][1], pad)
     lists = evaluation["test_lists"]
-    test_candidates = Candidates(lists["t2i_ids"].astype(np.int64), lists["t2i_s1"].astype(np.float64),
-                                 lists["i2t_ids"].astype(np.int64), lists["i2t_s1"].astype(np.float64))
+    test_candidates = {direction: Candidates(direction, lists[f"{direction}_ids"], lists[f"{direction}_s1"],
+                                             np.arange(len(lists[f"{direction}_ids"])))
+                       for direction in ("t2i", "i2t")}
     val_rows = np.flatnonzero(np.asarray(tokens["val"][1]) < 100)
     if not np.array_equal(np.asarray(tokens["val"][1])[val_rows], evaluation["val_small"].text_to_image()):
         raise ValueError("val-100 captions do not match the exported benchmark")
@@ -108,8 +110,8 @@ def main() -> None:
         (an environment variable, default 10)."""
         metrics = base_validate(trainable)
         test_bench = evaluation["test"]
-        test = {"stage1/" + k: v for k, v in metrics_of_rankings(test_bench, test_candidates.t2i_ids,
-                                                                 test_candidates.i2t_ids).items()}
+        test = {"stage1/" + k: v for k, v in metrics_of_rankings(test_bench, test_candidates["t2i"].ids,
+                                                                 test_candidates["i2t"].ids).items()}
         for name, (t2i, i2t) in rerank_in_memory(trainable, test_data, test_candidates, test_depth, test_fusions,
                                                  batch_size=eval_batch).items():
             test.update({f"{name}/{k}": v for k, v in metrics_of_rankings(test_bench, t2i, i2t).items()})

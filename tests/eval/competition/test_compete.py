@@ -13,7 +13,7 @@ from eval.cli import main as cli_main
 from eval.competition.config import load_compete_config
 from eval.competition.result_files import RESULT1_COLUMNS, RESULT2_COLUMNS, validate_result_file
 from eval.competition.runner import run_compete
-from stage1_dual.protocols import Stage1Error
+from rrbench_base.image_refs import BadImageError
 from stage2_rerank.bench.random_checkpoint import save_random_checkpoint, tiny_blip2_itm_config
 from tests.eval.competition.helpers import make_competition_dir, tiny_finetune_overrides
 
@@ -79,7 +79,7 @@ def test_undecodable_image_is_skipped_and_counted_or_named(fine_tuned, tmp_path)
     data = tmp_path / "data"
     make_competition_dir(data)
     (data / "ImageData" / "img3.jpg").write_bytes(b"not an image")
-    with pytest.raises(Stage1Error, match="img3.jpg"):
+    with pytest.raises(BadImageError, match="img3.jpg"):
         run_compete(_config(root, fine_tuned["model"]), data, tmp_path / "out_error")
     report = run_compete(_config(root, fine_tuned["model"], "on_bad_input=skip"), data, tmp_path / "out")
     assert [s["id"] for s in report["skipped"]["task1"]] == ["img3.jpg"]

@@ -59,7 +59,10 @@ def test_script_writes_table_and_json(tmp_path):
     assert rows["flat"]["recall"] == 1.0 and rows["torch"]["recall"] > 0.999
     assert rows["ivfpq"]["recall"] > 0.8 and rows["hnsw"]["recall"] > 0.8
     saved = json.loads((tmp_path / "bench_stage1.json").read_text())
-    assert saved["provenance"]["threads"] == 1 and saved["provenance"]["cpu"]
+    provenance = saved["provenance"]
+    assert provenance["threads"] == {"count": 1, "source": "--threads"} and provenance["hardware"]["cpu"]
+    assert provenance["command"].startswith("scripts/bench_stage1.py --sizes 3000") and provenance["git"]
+    assert len(saved["load_average"]["start"]) == len(saved["load_average"]["end"]) == 3
     table = (tmp_path / "bench_stage1.md").read_text()
     assert "| 3,000 | ivfpq |" in table and "not measured in this run" in table
 

@@ -34,5 +34,10 @@ def test_small_benchmark_writes_results(tmp_path, capsys):
     kv = saved["kv_cache_ablation"]
     assert kv["pairs"] == saved["workload"]["distinct_pairs"] and len(kv["itm_seconds_with_kv_cache"]) == 2
     assert saved["precision_parity"]["dtype"] == "bfloat16" and saved["precision_parity"]["itm"]["n_queries"] == 5
-    assert "c/a =" in (tmp_path / "bench_rerank_small.md").read_text()
+    provenance = saved["provenance"]
+    assert provenance["command"] == "scripts/bench_rerank.py " + " ".join(args) and provenance["seed"] == 0
+    assert provenance["hardware"]["torch_threads"] >= 1 and "finished_at" in provenance
+    markdown = (tmp_path / "bench_rerank_small.md").read_text()
+    assert "c/a =" in markdown and f"Command: `{provenance['command']}`" in markdown
+    assert f"finished {provenance['finished_at']}" in markdown and "Load average at start" in markdown
     assert "c/a =" in capsys.readouterr().out

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from rrbench_base.candidates import Candidates
 from stage2_rerank.config import FusionConfig
 from stage2_rerank.protocols import RerankInputError
 from stage2_rerank.training.feature_store import cached_features
@@ -71,6 +72,21 @@ def test_top_candidates_match_a_stable_full_sort_including_ties():
         np.testing.assert_array_equal(scores, np.take_along_axis(similarity, reference, axis=1))
 
 
+def test_candidates_from_similarity_gives_both_directions_as_read_only_candidate_lists():
+    similarity = np.random.default_rng(2).normal(size=(7, 4)).astype(np.float32)
+    lists = candidates_from_similarity(similarity, 3)
+    assert sorted(lists) == ["i2t", "t2i"]
+    for direction, matrix in (("t2i", similarity), ("i2t", similarity.T)):
+        c = lists[direction]
+        assert isinstance(c, Candidates) and c.direction == direction
+        ids, scores = top_candidates(matrix, 3)
+        np.testing.assert_array_equal(c.ids, ids)
+        np.testing.assert_array_equal(c.scores, scores)
+        np.testing.assert_array_equal(c.query_positions, np.arange(len(matrix)))
+        with pytest.raises(ValueError):
+            c.ids[0, 0] = 1
+
+
 def test_rerank_in_memory_keeps_depth_semantics():
     trainable, processor = tiny_trainable()
     data = tiny_feature_data(processor)
@@ -78,10 +94,11 @@ def test_rerank_in_memory_keeps_depth_semantics():
     candidates = candidates_from_similarity(similarity, 6)
     rankings = rerank_in_memory(trainable, data, candidates, depth=3, fusions={"itm": FusionConfig(rule="itm")})
     t2i, i2t = rankings["itm"]
-    assert t2i.shape == candidates.t2i_ids.shape and i2t.shape == candidates.i2t_ids.shape
-    np.testing.assert_array_equal(t2i[:, 3:], candidates.t2i_ids[:, 3:])  # below depth: stage-1 order
-    np.testing.assert_array_equal(np.sort(t2i[:, :3], axis=1), np.sort(candidates.t2i_ids[:, :3], axis=1))
-    assert (t2i[:, :3] != candidates.t2i_ids[:, :3]).any()  # the ITM really reordered something
+    stage1_t2i = candidates["t2i"].ids
+    assert t2i.shape == stage1_t2i.shape and i2t.shape == candidates["i2t"].ids.shape
+    np.testing.assert_array_equal(t2i[:, 3:], stage1_t2i[:, 3:])  # below depth: stage-1 order
+    np.testing.assert_array_equal(np.sort(t2i[:, :3], axis=1), np.sort(stage1_t2i[:, :3], axis=1))
+    assert (t2i[:, :3] != stage1_t2i[:, :3]).any()  # the ITM really reordered something
 
 
 def test_grouped_caption_order_is_a_permutation_that_keeps_groups_together():

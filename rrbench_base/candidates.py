@@ -1,10 +1,11 @@
 """The candidate-list type of the whole pipeline: ranked gallery candidates of one direction's queries.
 
 Imports nothing heavy (numpy and dataclasses only), so every layer can hold one: stage 1 produces it
-(``retrieve.search_candidates``), the experiment runner and competition mode keep it, and stage 2 reads it
-through its structural twin ``stage2_rerank.types.CandidateList`` (stage 2 never imports stage 1).
-Immutable: the dataclass is frozen and its arrays are made read-only; derive new lists with
-:meth:`Candidates.select_queries`.
+(``stage1_dual.retrieve.search_candidates``), stage-2 training validation and benchmarks build it from a
+similarity matrix, the experiment runner and competition mode keep it, and stage 2 scores it
+(``stage2_rerank.types.CandidateList`` is the structural protocol of what stage 2 reads, so eval's own
+per-direction records pass too). Immutable: the dataclass is frozen and its arrays are read-only copies;
+derive new lists with :meth:`Candidates.select_queries`.
 """
 
 from __future__ import annotations

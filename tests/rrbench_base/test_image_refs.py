@@ -1,4 +1,4 @@
-"""Stage 1 takes dataset items, PIL images and file paths; anything else is a clear error."""
+"""Both stages take dataset items, PIL images and file paths; anything else is a clear error."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import pytest
 from PIL import Image
 
 from eval.data.benchmark import ImageItem
-from stage1_dual.image_refs import PathImageRef, PilImageRef, as_image_ref, as_image_refs
-from stage1_dual.protocols import BadImageError, ImageRef
+import stage1_dual
+import stage2_rerank
+from rrbench_base.image_refs import BadImageError, ImageRef, PathImageRef, PilImageRef, as_image_ref, as_image_refs
 
 
 def test_pil_path_and_item(tmp_path):
@@ -33,3 +34,16 @@ def test_other_types_are_rejected_by_position():
 def test_unreadable_path_names_the_file(tmp_path):
     with pytest.raises(BadImageError, match="missing.png"):
         as_image_ref(tmp_path / "missing.png").fingerprint()
+
+
+def test_unreadable_file_names_the_file_when_opened(tmp_path):
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(b"not an image")
+    with pytest.raises(BadImageError, match="broken.jpg: cannot be opened"):
+        as_image_ref(path).open()
+
+
+def test_both_stages_export_the_one_adapter():
+    for stage in (stage1_dual, stage2_rerank):
+        assert stage.as_image_refs is as_image_refs and stage.as_image_ref is as_image_ref
+        assert stage.ImageRef is ImageRef and stage.BadImageError is BadImageError

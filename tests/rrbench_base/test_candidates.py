@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import stage1_dual
-from stage1_dual.candidates import Candidates
+from rrbench_base.candidates import Candidates
 from stage2_rerank.types import CandidateList
 
 

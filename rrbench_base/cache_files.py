@@ -1,4 +1,8 @@
-"""Damaged cache files are set aside, never deleted: :func:`move_aside` renames them next to where they were."""
+"""Damaged cache files are set aside, never deleted: :func:`move_aside` renames them next to where they were.
+
+The caches of both stages (embedding shards, training feature caches, vision features, pair scores) use it, so
+a damaged file is always found as ``<name>.corrupt-<UTC time>`` beside the place it was read from.
+"""
 
 from __future__ import annotations
 

@@ -1,11 +1,10 @@
-"""Image-reference adapter: what stage 2 accepts as an image, turned into an :class:`ImageRef`.
+"""Images as the pipeline takes them: the :class:`ImageRef` protocol, :class:`BadImageError`, and the adapter.
 
-Accepted: any :class:`~stage2_rerank.protocols.ImageRef` (dataset items such as ``eval``'s ``ImageItem``),
-a PIL image, or a file path (``str`` / ``os.PathLike``). PIL images and paths are wrapped in
+Both stages take images as :class:`ImageRef` objects (dataset items such as ``eval``'s ``ImageItem`` are
+ones). :func:`as_image_ref` also accepts a PIL image or a file path (``str`` / ``os.PathLike``), wrapped in
 :class:`PilImageRef` / :class:`PathImageRef`, whose ``fingerprint()`` is a content hash (sha1, 16 hex chars:
-of the file bytes, or of mode, size and pixels), so caches key them by content. Anything else raises
-:class:`~stage2_rerank.protocols.RerankInputError` naming its position and type.
-(``stage1_dual.image_refs`` is the same adapter for stage 1; the stages never import each other.)
+of the file bytes, or of mode, size and pixels), so caches key them by content. Anything else, and a path
+that cannot be read or decoded, raises :class:`BadImageError` naming its position or file.
 """
 
 from __future__ import annotations
@@ -15,11 +14,27 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 from PIL import Image
 
-from stage2_rerank.protocols import ImageRef, RerankInputError
+
+class BadImageError(ValueError):
+    """An image that is not a supported type, or that cannot be read, opened or preprocessed; the message names
+    its position or file."""
+
+
+@runtime_checkable
+class ImageRef(Protocol):
+    """An image reference: a unique ``id``, ``open()`` -> RGB PIL image (raises naming the file when it cannot),
+    and ``fingerprint()`` -> a content hash used as cache key."""
+
+    @property
+    def id(self) -> str: ...
+
+    def open(self) -> Image.Image: ...
+
+    def fingerprint(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -37,13 +52,13 @@ class PathImageRef:
             with Image.open(self.path) as image:
                 return image.convert("RGB")
         except (OSError, ValueError) as exc:
-            raise RerankInputError(f"image {self.path}: cannot be opened: {exc}") from exc
+            raise BadImageError(f"image {self.path}: cannot be opened: {exc}") from exc
 
     def fingerprint(self) -> str:
         try:
             return hashlib.sha1(self.path.read_bytes()).hexdigest()[:16]
         except OSError as exc:
-            raise RerankInputError(f"image {self.path}: cannot be read: {exc}") from exc
+            raise BadImageError(f"image {self.path}: cannot be read: {exc}") from exc
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,15 +86,15 @@ class PilImageRef:
 
 
 def as_image_ref(image: Any, position: int = 0) -> ImageRef:
-    """``image`` as an :class:`ImageRef` (see the module doc); RerankInputError for an unsupported type."""
+    """``image`` as an :class:`ImageRef` (see the module doc); BadImageError for an unsupported type."""
     if isinstance(image, Image.Image):
         return PilImageRef(image, position)
     if isinstance(image, (str, os.PathLike)):
         return PathImageRef(Path(image))
     if isinstance(image, ImageRef):
         return image
-    raise RerankInputError(f"image {position}: expected a PIL image, a file path or an object with id, open() and "
-                           f"fingerprint() (an ImageRef), got {type(image).__name__}")
+    raise BadImageError(f"image {position}: expected a PIL image, a file path or an object with id, open() and "
+                        f"fingerprint() (an ImageRef), got {type(image).__name__}")
 
 
 def as_image_refs(images: Sequence[Any]) -> list[ImageRef]:
