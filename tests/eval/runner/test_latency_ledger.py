@@ -47,7 +47,7 @@ def test_settings_carry_the_latency_source_and_tables_mark_it(two_experiments):
     settings = load_results(two_experiments["again_path"]).settings
     assert settings and not any(s.latency_measured("t2i") or s.latency_measured("i2t") for s in settings)
     table = (two_experiments["again_path"].parent / "table.md").read_text(encoding="utf-8")
-    assert table.count("†") >= 2 * len(settings) and "latency not measured in this run" in table
+    assert table.count("‡") >= 2 * len(settings) and "latency not measured in this run" in table
 
 
 def test_other_hardware_settings_get_no_latency(two_experiments):
