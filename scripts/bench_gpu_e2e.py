@@ -17,10 +17,11 @@ peak, e.g. 989 for an H100/H200 SXM in fp16) or, by default, a measured large ma
 Targets (issue 20): Q-Former efficiency >= 0.5, vision within 2x of its floor (efficiency >= 0.5).
 Writes ``bench_gpu_e2e.json`` and ``bench_gpu_e2e.md`` to ``--out``.
 
-Time on one H200 (how the default size was chosen, see results/cost_model/): about 3.8M candidate slots,
-~3.5M distinct pairs; at the 11.5k pairs/s the reranker reached in results/bench_rerank_gpu (batches of 128,
-launch-bound) the ITM phase takes ~300 s, the vision tower on 5,000 images at 364 px ~50 s (CPU preprocessing
-~7 ms per image in the main process), checkpoint, data (16 processes) and stage 1 ~90 s: under 8 minutes.
+Time on one H200 (results/cost_model/README.md): about 3.84M candidate slots (<= 3.84M distinct pairs). The
+cost model predicts 7.6 min for ``rrbench run`` at the ITM rate measured in results/bench_rerank_gpu (86.8 us
+per pair in batches of 128, launch-bound: 181 ms of GPU time in a 372 ms pass of its operator profile) and 2.9 min
+with stage 2 at the targets; batches of 1024 amortise the launches, so ~4-6 min is expected, plus ~1 min for the
+checkpoint (random init, 4.6 GB written) and the data (16 processes). ``--depth 64`` halves stage 2 if needed.
 """
 
 from __future__ import annotations
@@ -37,22 +38,26 @@ from typing import Any, Optional
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from eval.cli import main as rrbench_main  # noqa: E402
-from eval.data.dataset_config import SyntheticConfig  # noqa: E402
-from eval.data.synthetic import read_manifest, synthetic_split_dir  # noqa: E402
-from stage2_rerank.bench.flops import RerankFlops, efficiency, matmul_flop_rate  # noqa: E402
-from stage2_rerank.bench.random_checkpoint import (blip2_itm_vit_g_config, save_random_checkpoint,  # noqa: E402
+from eval.cli import main as rrbench_main
+from eval.data.dataset_config import SyntheticConfig
+from eval.data.synthetic import read_manifest, synthetic_split_dir
+from stage2_rerank.bench.flops import RerankFlops, efficiency, matmul_flop_rate
+from stage2_rerank.bench.random_checkpoint import (blip2_itm_vit_g_config, save_random_checkpoint,
                                                    tiny_blip2_itm_config)
 
-try:  # the provenance builder moves to rrbench_base in a later layout
-    from rrbench_base.provenance import provenance as run_provenance  # type: ignore[import-not-found]
-except ImportError:
-    from eval.provenance import provenance as run_provenance  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
+
+def run_provenance(config: dict[str, Any], argv: list[str]) -> dict[str, Any]:
+    """The project's provenance record of this run (``rrbench_base.provenance``; ``eval.provenance`` before the
+    builder moved there)."""
+    try:
+        from rrbench_base.provenance import provenance  # type: ignore[import-not-found]
+    except ImportError:
+        from eval.provenance import provenance as legacy
+
+        return {"command": " ".join(argv), **legacy(config, 0, REPO)}
+    return provenance(config=config, argv=argv, seed=0, repo=REPO)
 log = logging.getLogger("bench_gpu_e2e")
 TINY_CLIP = {"embed_dim": 16,
              "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
@@ -81,8 +86,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def caption_words(directory: Path) -> list[str]:
     """Distinct words and punctuation of the split's captions (the random checkpoint's vocabulary)."""
-    words = {w for e in read_manifest(directory)["images"] for c in e["captions"] for w in re.findall(r"\w+|[^\w\s]", c.lower())}
-    return sorted(words)
+    captions = [c.lower() for e in read_manifest(directory)["images"] for c in e["captions"]]
+    return sorted({w for c in captions for w in re.findall(r"\w+|[^\w\s]", c)})
 
 
 def experiment_yaml(args: argparse.Namespace, synthetic: SyntheticConfig, clip_model: str, cuda: bool) -> str:
@@ -215,8 +220,8 @@ def render_markdown(report: dict) -> str:
               f"{st['candidate_slots_per_s']:,.0f} slots/s, {st['unique_pairs_per_s']:,.0f} unique pairs/s; "
               f"peak GPU memory {'n/a (CPU)' if mem is None else f'{mem:.2f} GiB'}.", "",
               f"FLOPs: ITM {fl['itm_per_pair']:.4g} per pair (mean text {fl['text_tokens_mean']:.1f} tokens), "
-              f"K/V {fl['kv_per_image']:.4g} and ITC {fl['itc_per_image']:.4g} per image, ITC {fl['itc_per_caption']:.4g} "
-              f"per caption, vision {fl['vision_per_image']:.4g} per image ({fl['vision_tokens']} tokens); "
+              f"K/V {fl['kv_per_image']:.4g} and ITC {fl['itc_per_image']:.4g} per image, "
+              f"ITC {fl['itc_per_caption']:.4g} per caption, vision {fl['vision_per_image']:.4g} per image ({fl['vision_tokens']} tokens); "
               f"Q-Former total {fl['qformer_total']:.4g}, vision total {fl['vision_total']:.4g}.", "",
               "| part | efficiency (floor / measured) | target | met |", "|---|---|---|---|"]
     for name in ("qformer", "vision"):
@@ -243,7 +248,8 @@ def main(argv: list[str]) -> dict:
     results = json.loads((args.work / "results" / "gpu_e2e" / "results.json").read_text())
     captions = [c for e in read_manifest(next((args.work / "data" / "synthetic").iterdir()))["images"]
                 for c in e["captions"]]
-    text_tokens = mean_text_tokens(args.work, captions, results["provenance"]["config"]["stage2"]["text_max_length"])
+    max_length = results["provenance"]["config"]["stage2"]["text_max_length"]
+    text_tokens = mean_text_tokens(args.work, captions, max_length)
     dtype = torch.float16 if cuda else torch.float32
     rate = (args.peak_tflops * 1e12 if args.peak_tflops else
             matmul_flop_rate(device, dtype, size=8192 if cuda else 512))
@@ -258,7 +264,8 @@ def main(argv: list[str]) -> dict:
                            "architecture": "tiny BLIP-2 + tiny CLIP" if args.tiny
                            else "blip2-itm-vit-g (364 px) + open_clip ViT-B-32, random weights"},
               "summary": summary,
-              "provenance": run_provenance(vars(args) | {"work": str(args.work), "out": str(args.out)}, 0, REPO)}
+              "provenance": run_provenance(vars(args) | {"work": str(args.work), "out": str(args.out)},
+                                           ["scripts/bench_gpu_e2e.py", *argv])}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_gpu_e2e.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     (args.out / "bench_gpu_e2e.md").write_text(render_markdown(report))

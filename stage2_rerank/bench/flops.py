@@ -86,7 +86,8 @@ def qformer_itc_image_flops(qformer: Blip2QFormerConfig, query_tokens: int, imag
 def qformer_itc_text_flops(qformer: Blip2QFormerConfig, text_tokens: float, projection: int) -> float:
     """FLOPs of one caption's ITC embedding: the Q-Former over its tokens (no cross-attention) + projection."""
     d = qformer.hidden_size
-    return qformer.num_hidden_layers * encoder_layer_flops(text_tokens, d, qformer.intermediate_size) + 2 * d * projection
+    layers = qformer.num_hidden_layers * encoder_layer_flops(text_tokens, d, qformer.intermediate_size)
+    return layers + 2 * d * projection
 
 
 @dataclass(frozen=True)
