@@ -20,6 +20,8 @@ import math
 import os
 import shutil
 import uuid
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
 from pathlib import Path
 from typing import Callable
 
@@ -100,16 +102,28 @@ def _manifest_entries(cfg: SyntheticConfig, split: str, scenes: list[Scene]) -> 
     return entries
 
 
-def _generate(cfg: SyntheticConfig, split: str, target: Path) -> None:
+def _render_file(scene: Scene, image_size: int, path: Path) -> None:
+    render(scene, image_size).save(path, format="PNG", compress_level=1)
+
+
+def _generate(cfg: SyntheticConfig, split: str, target: Path, workers: int = 1) -> None:
     sizes = {name: cfg.num_images(name) for name in SPLIT_ORDER}
     scenes = generate_scenes(cfg.seed, sizes, split)
     entries = _manifest_entries(cfg, split, scenes)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
-        for scene, entry in tqdm(list(zip(scenes, entries)), desc=f"rendering synthetic {split}",
-                                 unit="img", disable=len(scenes) < 200):
-            render(scene, cfg.image_size).save(tmp / entry["file"], format="PNG", compress_level=1)
+        paths = [tmp / entry["file"] for entry in entries]
+        bar = tqdm(total=len(scenes), desc=f"rendering synthetic {split}", unit="img", disable=len(scenes) < 200)
+        if workers > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                for _ in pool.map(_render_file, scenes, repeat(cfg.image_size), paths, chunksize=16):
+                    bar.update()
+        else:
+            for scene, path in zip(scenes, paths):
+                _render_file(scene, cfg.image_size, path)
+                bar.update()
+        bar.close()
         manifest = {"generator_version": GENERATOR_VERSION, "key": target.name, "split": split,
                     "seed": cfg.seed, "image_size": cfg.image_size, "images": entries}
         (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
@@ -123,13 +137,14 @@ def _generate(cfg: SyntheticConfig, split: str, target: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def synthetic_split_dir(cfg: SyntheticConfig, split: str, cache_dir: Path) -> Path:
-    """Directory with the PNGs and manifest of ``split``, generated on first use (see module doc)."""
+def synthetic_split_dir(cfg: SyntheticConfig, split: str, cache_dir: Path, workers: int = 1) -> Path:
+    """Directory with the PNGs and manifest of ``split``, generated on first use (see module doc) by ``workers``
+    processes (same bytes for any number)."""
     target = Path(cache_dir) / "synthetic" / cache_key(cfg, split)
     if not (target / MANIFEST).is_file():
         log.info("generating synthetic %s split into %s", split, target)
         target.parent.mkdir(parents=True, exist_ok=True)
-        _generate(cfg, split, target)
+        _generate(cfg, split, target, workers)
     return target
 
 

@@ -150,3 +150,13 @@ def test_limit_unknown_split_and_language(tmp_path):
     zh.language = "zh"
     with pytest.raises(ValueError, match="English"):
         load_synthetic(zh)
+
+
+def test_parallel_generation_writes_the_same_bytes(tmp_path):
+    cfg = SyntheticConfig(num_train=1, num_val=1, num_test=6, image_size=32, seed=5)
+    serial = synthetic_split_dir(cfg, "test", tmp_path / "serial")
+    parallel = synthetic_split_dir(cfg, "test", tmp_path / "parallel", workers=2)
+    files = sorted(p.name for p in serial.iterdir())
+    assert files == sorted(p.name for p in parallel.iterdir()) and len(files) == 7
+    for name in files:
+        assert (serial / name).read_bytes() == (parallel / name).read_bytes(), name
