@@ -38,6 +38,7 @@ from typing import Any, Optional
 
 import torch
 
+from rrbench_base.provenance import provenance
 from eval.cli import main as rrbench_main
 from eval.data.dataset_config import SyntheticConfig
 from eval.data.synthetic import read_manifest, synthetic_split_dir
@@ -49,15 +50,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_provenance(config: dict[str, Any], argv: list[str]) -> dict[str, Any]:
-    """The project's provenance record of this run (``rrbench_base.provenance``; ``eval.provenance`` before the
-    builder moved there)."""
-    try:
-        from rrbench_base.provenance import provenance  # type: ignore[import-not-found]
-    except ImportError:
-        from eval.provenance import provenance as legacy
-
-        return {"command": " ".join(argv), **legacy(config, 0, REPO)}
+    """The project's provenance record of this run (``rrbench_base.provenance``)."""
     return provenance(config=config, argv=argv, seed=0, repo=REPO)
+
+
 log = logging.getLogger("bench_gpu_e2e")
 TINY_CLIP = {"embed_dim": 16,
              "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
