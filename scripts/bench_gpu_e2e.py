@@ -38,10 +38,10 @@ from typing import Any, Optional
 
 import torch
 
-from rrbench_base.provenance import provenance
 from eval.cli import main as rrbench_main
 from eval.data.dataset_config import SyntheticConfig
 from eval.data.synthetic import read_manifest, synthetic_split_dir
+from rrbench_base.provenance import provenance
 from stage2_rerank.bench.flops import RerankFlops, efficiency, matmul_flop_rate
 from stage2_rerank.bench.random_checkpoint import (blip2_itm_vit_g_config, save_random_checkpoint,
                                                    tiny_blip2_itm_config)
