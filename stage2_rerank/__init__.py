@@ -1,14 +1,15 @@
 """Stage 2 of rrbench: cross-encoder rerankers (BLIP-2 Q-Former ITM), their caches, and score fusion.
 
 Public API (inference only; training lives in ``stage2_rerank.training``, benchmarks in ``stage2_rerank.bench``):
-- :class:`RerankerConfig` / :class:`FusionConfig` (``stage2:`` YAML key, fusion settings);
+- :class:`RerankerConfig` / :class:`FusionConfig` / :class:`FusionParameters` (``stage2:`` YAML key, fusion settings);
 - :func:`load_reranker` (backends in ``BACKENDS``, vision providers in ``VISION_PROVIDERS``) -> :class:`Reranker`,
   whose ``score_pairs`` returns :class:`PairScores` (with :class:`RerankStats`) and ``score_candidates`` scores
   candidate lists (:class:`CandidateList`, e.g. ``stage1_dual.Candidates``) -> :class:`RerankedCandidates`;
   images may be dataset items, PIL images or file paths (:func:`as_image_refs`);
 - :func:`collect_candidate_pairs` / :func:`gather_candidate_scores`: candidate lists of both directions ->
   distinct pairs (:class:`CandidatePairs`) -> per-query :class:`CandidateScores`;
-- fusion: ``FUSION_RULES``, :func:`fused_scores`, :func:`fused_order`, :func:`rerank_at_depth`;
+- fusion: the rules' names ``FUSION_RULE_NAMES`` and ``FUSION_RULE_DESCRIPTIONS`` (``fusion_rules``), their
+  functions ``FUSION_RULES``, :func:`fused_scores`, :func:`fused_order`, :func:`rerank_at_depth`;
 - protocols and errors: :class:`ImageRef`, :class:`VisionFeatureProvider`, :class:`RerankerLoadError`,
   :class:`RerankInputError`.
 
@@ -30,12 +31,15 @@ _EXPORTS: dict[str, str] = {
     "score_candidate_lists": "stage2_rerank.candidate_pairs",
     "ConfigFieldError": "stage2_rerank.config",
     "FusionConfig": "stage2_rerank.config",
+    "FusionParameters": "stage2_rerank.config",
     "RerankerConfig": "stage2_rerank.config",
     "check_loadable": "stage2_rerank.config",
     "FUSION_RULES": "stage2_rerank.fusion",
     "fused_order": "stage2_rerank.fusion",
     "fused_scores": "stage2_rerank.fusion",
     "rerank_at_depth": "stage2_rerank.fusion",
+    "FUSION_RULE_DESCRIPTIONS": "stage2_rerank.fusion_rules",
+    "FUSION_RULE_NAMES": "stage2_rerank.fusion_rules",
     "as_image_ref": "stage2_rerank.image_refs",
     "as_image_refs": "stage2_rerank.image_refs",
     "ImageRef": "stage2_rerank.protocols",

@@ -18,6 +18,8 @@ from typing import Sequence
 
 import torch
 
+from stage2_rerank.fusion_rules import STAGE2_ONLY_RULES
+
 
 def _cpu_model() -> str:
     try:
@@ -131,7 +133,7 @@ def render_markdown(results: dict) -> str:
         "| score | max abs error | mean abs error | Kendall tau (mean / min) | top-1 agreement | queries |",
         "|---|---|---|---|---|---|",
     ]
-    for name in ("itm", "itm+itc"):
+    for name in STAGE2_ONLY_RULES:
         rep = precision[name]
         lines.append(f"| {name} | {rep['max_abs_error']:.2e} | {rep['mean_abs_error']:.2e} | "
                      f"{rep['kendall_tau_mean']:.3f} / {rep['kendall_tau_min']:.3f} | "
