@@ -20,7 +20,7 @@ from stage2_rerank.config import FusionParameters, RerankerConfig
 from stage2_rerank.config import check_loadable as check_stage2_loadable
 from stage2_rerank.fusion_rules import DEFAULT_RULES, FUSION_RULE_NAMES, FusionRuleName
 
-SEED_LIMIT = 2**32  # numpy.random.seed takes [0, 2**32)
+SEED_LIMIT = 2**32  # seeds are 32-bit unsigned throughout (numpy, faiss)
 MAX_NAME_BYTES = 255  # longest file name on common file systems
 
 
@@ -102,7 +102,10 @@ class ExperimentConfig:
         stage2: the reranker (see ``stage2_rerank.config.RerankerConfig``); null = stage 1 only.
         ablation: rerank depths, fusion rules and stage-1 variants to compare (every value is checked when the
             config loads, before stage 1 runs).
-        seed: global seed (torch, numpy) recorded in the results; in [0, 2**32).
+        seed: seed of torch's global CPU generator during the run, recorded in the results; in [0, 2**32). It is
+            scoped to the run (the caller's generator state is restored afterwards); what draws from it is the
+            initialisation of modules whose weights a checkpoint then replaces, so the metrics do not depend on
+            it. Random-weight encoders use their own seed (stage1.encoder.seed), the IVF sample stage1.index.seed.
         output_dir: parent folder of the experiment's results folder.
         cache_dir: root of every cache of the run (embeddings, vision features, pair scores, data)
             where a section does not set its own cache_dir; reruns reuse it and compute nothing new.

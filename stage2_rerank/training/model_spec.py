@@ -22,6 +22,7 @@ import torch
 from transformers import (AutoTokenizer, BertTokenizer, Blip2Config, Blip2ForImageTextRetrieval, Blip2Processor,
                           Blip2QFormerConfig, Blip2VisionConfig, BlipImageProcessor)
 
+from rrbench_base.seeded_rng import seeded_torch_rng
 from stage2_rerank.backends.base import RERANKER_PROVIDER_KEY
 from stage2_rerank.training.bert_init import BertInitReport, init_qformer_from_bert, qformer_config_from_bert
 from stage2_rerank.vision.base import square_image_processor
@@ -54,7 +55,7 @@ class ItmModelSpec:
         initializer_range: std of the fresh weights (scratch only; ``text_init`` keeps the checkpoint's,
             0.02 for BERT). BERT's 0.02 suits 768-wide layers; narrow Q-Formers need about ``0.5 / sqrt(width)``
             or their sublayers barely change the residual stream and training stalls.
-        seed: seed of the fresh initialisation.
+        seed: seed of the fresh initialisation (the caller's global torch RNG state is left unchanged).
     """
 
     vision_provider: str
@@ -149,9 +150,9 @@ def build_itm_model(spec: ItmModelSpec, words: Sequence[str] | None = None,
                          image_text_hidden_size=spec.image_text_hidden_size,
                          initializer_range=qformer.initializer_range,
                          **{RERANKER_PROVIDER_KEY: spec.vision_provider})
-    torch.manual_seed(spec.seed)
-    model = Blip2ForImageTextRetrieval(config)
-    with torch.no_grad():
-        model.query_tokens.normal_(std=qformer.initializer_range)
+    with seeded_torch_rng(spec.seed):  # nn.init draws from the global generator; the caller's is left as it was
+        model = Blip2ForImageTextRetrieval(config)
+        with torch.no_grad():
+            model.query_tokens.normal_(std=qformer.initializer_range)
     report = init_qformer_from_bert(model, spec.text_init) if spec.text_init is not None else None
     return model, processor, report
