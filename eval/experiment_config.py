@@ -14,6 +14,7 @@ from typing import Any, Optional, Sequence
 
 from eval.data.dataset_config import DatasetConfig
 from eval.typed_config import FieldError, apply_overrides, check_field, from_dict, load_config, to_dict
+from rrbench_base.config_paths import path_note
 from stage1_dual.config import Stage1Config
 from stage1_dual.config import check_loadable as check_stage1_loadable
 from stage2_rerank.config import FusionParameters, RerankerConfig
@@ -199,7 +200,7 @@ def _check_output_folders(cfg: ExperimentConfig) -> None:
     for key, path in (("output_dir", Path(cfg.output_dir)), ("experiment", cfg.results_dir),
                       ("cache_dir", Path(cfg.cache_dir))):
         if path.exists() and not path.is_dir():
-            raise FieldError(key, f"{key}: {path} exists and is not a folder")
+            raise FieldError(key, f"{key}: {path} exists and is not a folder{path_note(path)}")
 
 
 def with_cache_dirs(cfg: ExperimentConfig) -> ExperimentConfig:
