@@ -141,8 +141,18 @@ def build_itm_model(spec: ItmModelSpec, words: Sequence[str] | None = None,
                     ) -> tuple[Blip2ForImageTextRetrieval, Blip2Processor, Optional[BertInitReport]]:
     """Fresh model (query tokens ~ N(0, initializer_range)) + processor; BERT-initialised when ``text_init``.
 
-    The Q-Former vocabulary covers the processor's tokenizer (incl. the ``<image>`` token it adds).
+    The Q-Former vocabulary covers the processor's tokenizer (incl. the ``<image>`` token it adds). The weights
+    depend on ``spec.seed`` only; the caller's global torch RNG state is left as it was.
     """
+    with seeded_torch_rng(spec.seed):
+        return build_itm_model_unseeded(spec, words)
+
+
+def build_itm_model_unseeded(spec: ItmModelSpec, words: Sequence[str] | None = None,
+                             ) -> tuple[Blip2ForImageTextRetrieval, Blip2Processor, Optional[BertInitReport]]:
+    """:func:`build_itm_model` drawing its initialisation from torch's global generator as it stands (as any module
+    constructor does), for a caller that builds further modules from the same seeded stream inside its own
+    ``rrbench_base.seeded_rng.seeded_torch_rng(spec.seed)``."""
     processor = build_processor(spec, words)
     qformer = _qformer_config(spec, len(processor.tokenizer))
     config = Blip2Config(vision_config=placeholder_vision_config(spec.feature_dim).to_dict(),
@@ -150,9 +160,8 @@ def build_itm_model(spec: ItmModelSpec, words: Sequence[str] | None = None,
                          image_text_hidden_size=spec.image_text_hidden_size,
                          initializer_range=qformer.initializer_range,
                          **{RERANKER_PROVIDER_KEY: spec.vision_provider})
-    with seeded_torch_rng(spec.seed):  # nn.init draws from the global generator; the caller's is left as it was
-        model = Blip2ForImageTextRetrieval(config)
-        with torch.no_grad():
-            model.query_tokens.normal_(std=qformer.initializer_range)
+    model = Blip2ForImageTextRetrieval(config)
+    with torch.no_grad():
+        model.query_tokens.normal_(std=qformer.initializer_range)
     report = init_qformer_from_bert(model, spec.text_init) if spec.text_init is not None else None
     return model, processor, report
