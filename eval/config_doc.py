@@ -14,14 +14,26 @@ import re
 import textwrap
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
+
+from rrbench_base.config_paths import RELATIVE_PATH_RULE
 
 _FIELD_LINE = re.compile(r"^\s{4,}(\w+)(?:\s*\([^)]*\))?:\s*(.*)$")
 
 
 def attribute_docs(cls: type) -> dict[str, str]:
-    """Field name -> description, parsed from the ``Attributes:`` section of ``cls.__doc__``."""
-    doc = inspect.getdoc(cls) or ""
+    """Field name -> description, parsed from the ``Attributes:`` sections of ``cls`` and of the dataclasses it
+    inherits fields from (a field is documented in the class that declares it)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass) and "__doc__" in vars(klass):
+            docs.update(_own_attribute_docs(klass))
+    return docs
+
+
+def _own_attribute_docs(cls: type) -> dict[str, str]:
+    """Field name -> description, from the ``Attributes:`` section of ``cls``'s own docstring."""
+    doc = inspect.cleandoc(cls.__doc__ or "")
     lines = doc.splitlines()
     try:
         start = next(i for i, line in enumerate(lines) if line.strip() == "Attributes:")
@@ -138,19 +150,26 @@ def _plain_type(type_name: str) -> str:
     return re.sub(r"Literal\[([^\[\]]*)\]", lambda m: " | ".join(p.strip() for p in m.group(1).split(",")), type_name)
 
 
-def render_text(rows: list[FieldDoc], width: int = 88) -> str:
-    """The config reference as plain text (what ``rrbench config --doc`` prints): per key a heading line, its
-    type and default, and its meaning without reST markup, wrapped to ``width`` columns."""
+def render_text(rows: list[FieldDoc], width: int = 88, sections: Sequence[tuple[str, Sequence[str]]] = ()) -> str:
+    """The config reference as plain text (what ``rrbench config --doc`` prints): the path rule, per key a heading
+    line, its type and default, and its meaning without reST markup, wrapped to ``width`` columns; then each of
+    ``sections`` (a title and its items, e.g. the fusion rules)."""
     body = textwrap.TextWrapper(width=width, initial_indent="    ", subsequent_indent="    ",
                                 break_long_words=False, break_on_hyphens=False)
     meta = textwrap.TextWrapper(width=width, initial_indent="    ", subsequent_indent="        ",
                                 break_long_words=False, break_on_hyphens=False)
-    out = ["Experiment config keys: dotted path, type, default, meaning. Set them in the YAML file",
-           "(nested sections) or on the command line as key.sub=value.", ""]
+    out = textwrap.wrap(f"Experiment config keys: dotted path, type, default, meaning. Set them in the YAML file "
+                        f"(nested sections) or on the command line as key.sub=value. Paths: {RELATIVE_PATH_RULE}.",
+                        width=width, break_long_words=False, break_on_hyphens=False) + [""]
     for row in rows:
         default = "required" if row.default == "(required)" else f"default: {_plain_default(row.default)}"
         out.append(row.key)
         out += meta.wrap(f"type: {_plain_type(row.type)}; {default}")
         out += body.wrap(plain_text(row.text)) if row.text else ["    (undocumented)"]
+        out.append("")
+    for title, items in sections:
+        out.append(title)
+        for item in items:
+            out += meta.wrap(item)
         out.append("")
     return "\n".join(out).rstrip() + "\n"

@@ -10,19 +10,20 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from eval.analysis.config import AnalysisConfig
 from eval.data.dataset_config import DatasetConfig
 from eval.typed_config import apply_overrides, check_field, from_dict, load_config, to_dict
 from rrbench_base.config_errors import ConfigFieldError
+from rrbench_base.config_paths import path_note
 from stage1_dual.config import Stage1Config
 from stage1_dual.config import check_loadable as check_stage1_loadable
-from stage2_rerank.config import FusionConfig, RerankerConfig
+from stage2_rerank.config import FusionParameters, RerankerConfig
 from stage2_rerank.config import check_loadable as check_stage2_loadable
+from stage2_rerank.fusion_rules import DEFAULT_RULES, FUSION_RULE_NAMES, FusionRuleName
 
-RuleName = Literal["itm", "itm+itc", "alpha", "rrf", "residual"]
-SEED_LIMIT = 2**32  # numpy.random.seed takes [0, 2**32)
+SEED_LIMIT = 2**32  # seeds are 32-bit unsigned throughout (numpy, faiss)
 MAX_NAME_BYTES = 255  # longest file name on common file systems
 
 
@@ -50,22 +51,18 @@ def plain_name_problem(name: str) -> str | None:
     return None
 
 
-@dataclass
-class AblationConfig:
+@dataclass(frozen=True)
+class AblationConfig(FusionParameters):
     """The grid of settings derived from one stage-1 run and one stage-2 run per stage-1 setting.
+
+    The fusion rules' parameters (``alpha``, ``rrf_k``, ``stage1_scale``) are those of
+    ``stage2_rerank.config.FusionParameters``, shared by every rule of the grid.
 
     Attributes:
         depths: rerank depths k; k = 0 is stage 1 alone. The first k stage-1 candidates are
             reordered by the fused score, the rest keep their stage-1 order. Stage 2 scores the
             pairs of the largest k once; every smaller k reuses those scores.
-        rules: fusion rules, each one ablation setting: itm (ITM match logit; ALBEF, X-VLM),
-            itm+itc (match logit + ITC cosine; LAVIS BLIP/BLIP-2), alpha (alpha * ITM probability
-            + (1 - alpha) * min-max-scaled stage-1 score), rrf (reciprocal-rank fusion), residual
-            (stage1_scale * stage-1 score + ITM logit gap; for rerankers trained with the residual listwise loss).
-        alpha: weight of the ITM probability in the alpha rule, in [0, 1].
-        rrf_k: constant k of reciprocal-rank fusion, 1 / (rrf_k + rank) with ranks from 1; >= 0.
-        stage1_scale: weight of the stage-1 score in the residual rule (the inverse temperature the reranker
-            was trained with); >= 0.
+        rules: fusion rules, each one ablation setting (described under "Fusion rules" below).
         stage1_variants: alternative stage-1 settings: name -> overrides of the stage1 section as
             dotted keys (for example {"hnsw": {"index.type": "hnsw"}}); each variant gets its own
             stage-1 run, stage-2 scores are shared through the score cache. Names are plain folder-safe
@@ -73,21 +70,20 @@ class AblationConfig:
     """
 
     depths: list[int] = field(default_factory=lambda: [0, 1, 5, 10, 20, 50, 100])
-    rules: list[RuleName] = field(default_factory=lambda: ["itm", "itm+itc", "alpha", "rrf"])
-    alpha: float = 0.5
-    rrf_k: int = 60
-    stage1_scale: float = 1.0
+    rules: list[FusionRuleName] = field(default_factory=lambda: list(DEFAULT_RULES))
     stage1_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # alpha, rrf_k, stage1_scale (errors name those fields)
         if not self.depths or any(k < 0 for k in self.depths):
             raise ConfigFieldError("depths", f"depths must be a non-empty list of integers >= 0, got {self.depths}")
-        self.depths = sorted(set(self.depths))
+        object.__setattr__(self, "depths", sorted(set(self.depths)))
         if not self.rules:
             raise ConfigFieldError("rules", "rules must name at least one fusion rule")
-        self.rules = list(dict.fromkeys(self.rules))
-        for rule in self.rules:
-            self.fusion(rule)  # checks alpha, rrf_k and stage1_scale (its errors name those fields)
+        object.__setattr__(self, "rules", list(dict.fromkeys(self.rules)))
+        unknown = [rule for rule in self.rules if rule not in FUSION_RULE_NAMES]
+        if unknown:
+            raise ConfigFieldError("rules", f"rules must be among {', '.join(FUSION_RULE_NAMES)}; got {unknown}")
         for name, overrides in self.stage1_variants.items():
             problem = plain_name_problem(name) or ("contains a space" if " " in name else None)
             if problem:
@@ -95,11 +91,6 @@ class AblationConfig:
             if not overrides:
                 raise ConfigFieldError(f"stage1_variants.{name}", "needs at least one stage1 override "
                                        "(a dotted key such as index.type: hnsw)")
-
-    def fusion(self, rule: str) -> FusionConfig:
-        """The stage-2 fusion config of one rule of this grid."""
-        return FusionConfig(rule=rule, alpha=self.alpha, rrf_k=self.rrf_k,  # type: ignore[arg-type]
-                            stage1_scale=self.stage1_scale)
 
 
 @dataclass
@@ -116,7 +107,10 @@ class ExperimentConfig:
             config loads, before stage 1 runs).
         analysis: significance tests, depth recommendation and the example page (see
             ``eval.analysis.config.AnalysisConfig``).
-        seed: global seed (torch, numpy) recorded in the results; in [0, 2**32).
+        seed: seed of torch's global CPU generator during the run, recorded in the results; in [0, 2**32). It is
+            scoped to the run (the caller's generator state is restored afterwards); what draws from it is the
+            initialisation of modules whose weights a checkpoint then replaces, so the metrics do not depend on
+            it. Random-weight encoders use their own seed (stage1.encoder.seed), the IVF sample stage1.index.seed.
         output_dir: parent folder of the experiment's results folder.
         cache_dir: root of every cache of the run (embeddings, vision features, pair scores, data)
             where a section does not set its own cache_dir; reruns reuse it and compute nothing new.
@@ -226,7 +220,7 @@ def _check_output_folders(cfg: ExperimentConfig) -> None:
     for key, path in (("output_dir", Path(cfg.output_dir)), ("experiment", cfg.results_dir),
                       ("cache_dir", Path(cfg.cache_dir))):
         if path.exists() and not path.is_dir():
-            raise ConfigFieldError(key, f"{key}: {path} exists and is not a folder")
+            raise ConfigFieldError(key, f"{key}: {path} exists and is not a folder{path_note(path)}")
 
 
 def with_cache_dirs(cfg: ExperimentConfig) -> ExperimentConfig:

@@ -162,9 +162,11 @@ def encode_images(encoder: DualEncoder, images: Sequence[ImageRef], *, preproces
 def _encode_image_shard(encoder: DualEncoder, images: Sequence[ImageRef], positions: range,
                         transform: Callable[[Any], torch.Tensor], batch_size: int, num_workers: int,
                         on_bad_input: str, bar: tqdm) -> ShardData:
+    # the loader draws its workers' base seed from `generator` (else from torch's global generator, even with
+    # no workers); the transforms are deterministic, so a fixed private seed changes nothing else
     loader = DataLoader(_ImageDataset(images, positions, transform), batch_size=batch_size, shuffle=False,
                         num_workers=num_workers, collate_fn=_collate,
-                        pin_memory=encoder.device.type == "cuda")
+                        pin_memory=encoder.device.type == "cuda", generator=torch.Generator().manual_seed(0))
     rows: list[torch.Tensor] = []
     kept: list[int] = []
     skipped: list[dict[str, Any]] = []

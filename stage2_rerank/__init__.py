@@ -1,14 +1,15 @@
 """Stage 2 of rrbench: cross-encoder rerankers (BLIP-2 Q-Former ITM), their caches, and score fusion.
 
 Public API (inference only; training lives in ``stage2_rerank.training``, benchmarks in ``stage2_rerank.bench``):
-- :class:`RerankerConfig` / :class:`FusionConfig` (``stage2:`` YAML key, fusion settings);
+- :class:`RerankerConfig` / :class:`FusionConfig` / :class:`FusionParameters` (``stage2:`` YAML key, fusion settings);
 - :func:`load_reranker` (backends in ``BACKENDS``, vision providers in ``VISION_PROVIDERS``) -> :class:`Reranker`,
   whose ``score_pairs`` returns :class:`PairScores` (with :class:`RerankStats`) and ``score_candidates`` scores
   candidate lists (:class:`CandidateList`, e.g. ``rrbench_base.candidates.Candidates``) -> :class:`RerankedCandidates`;
   images may be dataset items, PIL images or file paths (:func:`as_image_refs`);
 - :func:`collect_candidate_pairs` / :func:`gather_candidate_scores`: candidate lists of both directions ->
   distinct pairs (:class:`CandidatePairs`) -> per-query :class:`CandidateScores`;
-- fusion: ``FUSION_RULES``, :func:`fused_scores`, :func:`fused_order`, :func:`rerank_at_depth`;
+- fusion: the rules' names ``FUSION_RULE_NAMES`` and ``FUSION_RULE_DESCRIPTIONS`` (``fusion_rules``), their
+  functions ``FUSION_RULES``, :func:`fused_scores`, :func:`fused_order`, :func:`rerank_at_depth`;
 - protocols and errors: :class:`ImageRef`, :class:`VisionFeatureProvider`, :class:`RerankerLoadError`,
   :class:`RerankInputError`, :class:`BadImageError` (an image that is not supported or cannot be read).
 
@@ -30,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "score_candidate_lists": "stage2_rerank.candidate_pairs",
     "ConfigFieldError": "rrbench_base.config_errors",
     "FusionConfig": "stage2_rerank.config",
+    "FusionParameters": "stage2_rerank.config",
     "RerankerConfig": "stage2_rerank.config",
     "check_loadable": "stage2_rerank.config",
     "FUSION_RULES": "stage2_rerank.fusion",
@@ -37,6 +39,8 @@ _EXPORTS: dict[str, str] = {
     "fused_scores": "stage2_rerank.fusion",
     "rerank_at_depth": "stage2_rerank.fusion",
     "BadImageError": "rrbench_base.image_refs",
+    "FUSION_RULE_DESCRIPTIONS": "stage2_rerank.fusion_rules",
+    "FUSION_RULE_NAMES": "stage2_rerank.fusion_rules",
     "ImageRef": "rrbench_base.image_refs",
     "as_image_ref": "rrbench_base.image_refs",
     "as_image_refs": "rrbench_base.image_refs",

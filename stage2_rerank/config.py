@@ -1,6 +1,7 @@
-"""Typed configs of stage 2: the reranker (:class:`RerankerConfig`) and a fusion rule (:class:`FusionConfig`).
+"""Typed configs of stage 2: the reranker (:class:`RerankerConfig`), a fusion rule (:class:`FusionConfig`) and the
+rules' parameters (:class:`FusionParameters`).
 
-Both are plain dataclasses validated in ``__post_init__`` and built from YAML by the experiment runner
+All are plain dataclasses validated in ``__post_init__`` and built from YAML by the experiment runner
 (``stage2:`` key) through ``eval.typed_config.from_dict``; only str/int/float/bool/Path/Literal/Optional
 field types are used. A failed check raises ``rrbench_base.config_errors.ConfigFieldError`` naming the field
 (``key``), which
@@ -14,17 +15,17 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal, Optional
 
 import torch
 
 from rrbench_base.config_errors import ConfigFieldError
+from stage2_rerank.fusion_rules import FUSION_RULE_NAMES, FusionRuleName
 
 Precision = Literal["auto", "fp32", "fp16", "bf16", "fp64"]
 OnBadInput = Literal["error", "skip"]
-FusionRuleName = Literal["itm", "itm+itc", "alpha", "rrf", "residual"]
 
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -127,34 +128,50 @@ class RerankerConfig:
             self.cache_dir = Path(self.cache_dir)
 
 
-@dataclass(frozen=True)
-class FusionConfig:
-    """One fusion rule of stage-1 and stage-2 scores (one ablation setting); see ``fusion.py``.
+@dataclass(frozen=True, kw_only=True)
+class FusionParameters:
+    """The parameters of the fusion rules (``fusion_rules``), shared by one rule's config (:class:`FusionConfig`)
+    and an ablation grid of rules (``ablation:`` in an experiment config).
 
     Attributes:
-        rule: ``itm`` (ITM match logit alone; ALBEF, X-VLM), ``itm+itc`` (match logit + ITC cosine; LAVIS
-            BLIP/BLIP-2), ``alpha`` (``alpha * itm_prob + (1 - alpha) * stage1_minmax``) or ``rrf``
-            (reciprocal-rank fusion of the stage-1 rank and the ITM rank) or ``residual``
-            (``stage1_scale * stage1 + itm_logit[match] - itm_logit[no-match]``, the score a reranker trained
-            with the residual listwise loss ranks by).
         alpha: weight of the ITM probability in the ``alpha`` rule, in [0, 1].
-        rrf_k: the constant k of reciprocal-rank fusion, ``1 / (rrf_k + rank)``; 60 as in Cormack et al.
+        rrf_k: the constant k of reciprocal-rank fusion, ``1 / (rrf_k + rank)`` with ranks from 1; >= 0 (60 as in
+            Cormack et al.).
         stage1_scale: the stage-1 score's weight in the ``residual`` rule (the inverse temperature the reranker
-            was trained with; stage-1 scores are cosine similarities).
+            was trained with; stage-1 scores are cosine similarities); a finite number >= 0.
     """
 
-    rule: FusionRuleName = "itm"
     alpha: float = 0.5
     rrf_k: int = 60
     stage1_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        _require(self.rule in ("itm", "itm+itc", "alpha", "rrf", "residual"), "rule",
-                 f"rule must be one of itm, itm+itc, alpha, rrf, residual; got {self.rule!r}")
         _require(math.isfinite(self.stage1_scale) and self.stage1_scale >= 0, "stage1_scale",
                  f"stage1_scale must be a finite number >= 0, got {self.stage1_scale}")
         _require(0.0 <= self.alpha <= 1.0, "alpha", f"alpha must be in [0, 1], got {self.alpha}")
         _require(self.rrf_k >= 0, "rrf_k", f"rrf_k must be >= 0 (ranks start at 1), got {self.rrf_k}")
+
+    def fusion(self, rule: str) -> "FusionConfig":
+        """The config of fusion rule ``rule`` with these parameters."""
+        values = {f.name: getattr(self, f.name) for f in fields(FusionParameters)}
+        return FusionConfig(rule=rule, **values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class FusionConfig(FusionParameters):
+    """One fusion rule of stage-1 and stage-2 scores (one ablation setting) and its parameters; see ``fusion.py``.
+
+    Attributes:
+        rule: the fusion rule (each is described under "Fusion rules" in ``rrbench config --doc``; names and
+            descriptions in ``stage2_rerank.fusion_rules``).
+    """
+
+    rule: FusionRuleName = "itm"
+
+    def __post_init__(self) -> None:
+        _require(self.rule in FUSION_RULE_NAMES, "rule",
+                 f"rule must be one of {', '.join(FUSION_RULE_NAMES)}; got {self.rule!r}")
+        super().__post_init__()
 
 
 def device_problem(device: str) -> str | None:

@@ -1,17 +1,15 @@
 """Fusion of stage-1 and stage-2 scores (pure functions, one per ablation setting) and reranking depth.
 
-Rules (``FusionConfig.rule``), each over the first k candidates of every query, higher = better:
+:data:`FUSION_RULES` maps each rule name of ``fusion_rules`` (where the names and what each ranks by are written)
+to its function; each scores the first k candidates of every query, higher = better:
 
-- ``itm``: the ITM match logit (ALBEF, X-VLM rerank with ITM alone).
-- ``itm+itc``: match logit + ITC score (LAVIS BLIP/BLIP-2 ``score_matrix = itm_logit + itc_sim``).
-- ``alpha``: ``alpha * itm_prob + (1 - alpha) * s1``, ``itm_prob = softmax(itm_logits)[1]`` in [0, 1] and
-  ``s1`` the stage-1 score min-max scaled per query over its first k candidates to [0, 1] (a constant row
-  gives 0.5); so both terms share the [0, 1] range whatever the stage-1 similarity's scale.
-- ``rrf``: ``1 / (rrf_k + r1) + 1 / (rrf_k + r_itm)``, ``r1`` = stage-1 rank (1-based position in the
-  candidate list, which stage 1 returns best first), ``r_itm`` = rank by match logit among the k.
-- ``residual``: ``stage1_scale * s1 + (itm_logit[match] - itm_logit[no-match])``, raw stage-1 score ``s1``:
-  the product of the stage-1 softmax and the ITM odds, the score the residual listwise loss
-  (``training.listwise``) trains the head for.
+- ``itm`` / ``itm+itc``: the match logit, plus the ITC score for the second.
+- ``alpha``: ``alpha * itm_prob + (1 - alpha) * s1``, ``itm_prob = softmax(itm_logits)[1]`` and ``s1`` the
+  stage-1 score scaled by :func:`minmax_per_query` over the first k candidates.
+- ``rrf``: ``1 / (rrf_k + r1) + 1 / (rrf_k + r_itm)``, ``r1`` = 1-based position in the candidate list (stage 1
+  returns best first), ``r_itm`` = rank by match logit among the k.
+- ``residual``: ``stage1_scale * s1 + (itm_logit[match] - itm_logit[no-match])`` with the raw stage-1 score
+  ``s1``: the product of the stage-1 softmax and the ITM odds (what ``training.listwise`` trains for).
 
 Depth (DESIGN.md): :func:`rerank_at_depth` reorders the first k candidates by the fused score (ties keep
 stage-1 order; NaN scores, e.g. skipped images, go last among the k) and leaves the rest in stage-1 order
@@ -25,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from stage2_rerank.config import FusionConfig
+from stage2_rerank.fusion_rules import FUSION_RULE_NAMES, FusionRuleName
 from stage2_rerank.types import CandidateScores
 
 
@@ -74,13 +73,9 @@ def fuse_residual(stage2: CandidateScores, stage1: np.ndarray, fusion: FusionCon
     return fusion.stage1_scale * stage1 + gap
 
 
-FUSION_RULES: dict[str, Callable[[CandidateScores, np.ndarray, FusionConfig], np.ndarray]] = {
-    "itm": fuse_itm,
-    "itm+itc": fuse_itm_itc,
-    "alpha": fuse_alpha,
-    "rrf": fuse_rrf,
-    "residual": fuse_residual,
-}
+FUSION_RULES: dict[FusionRuleName, Callable[[CandidateScores, np.ndarray, FusionConfig], np.ndarray]] = dict(
+    zip(FUSION_RULE_NAMES, (fuse_itm, fuse_itm_itc, fuse_alpha, fuse_rrf, fuse_residual), strict=True))
+"""Rule name -> its function, in the order of ``fusion_rules.FUSION_RULE_NAMES``."""
 
 
 def fused_scores(stage2: CandidateScores, stage1_scores: np.ndarray, fusion: FusionConfig) -> np.ndarray:

@@ -9,7 +9,7 @@ EXAMPLES = """\
 examples:
   rrbench config configs/demo.yaml                   # validate, print the resolved config as YAML
   rrbench config configs/demo.yaml stage1.depth=50   # ... with an override applied
-  rrbench config --doc                               # every field: type, default, meaning
+  rrbench config --doc                               # every field, the path rule, the fusion rules
   rrbench config --doc | grep -A3 '^stage1.index.type$'
 """
 
@@ -27,9 +27,12 @@ def run(args: argparse.Namespace) -> int:
     from eval.config_doc import config_reference, render_text
     from eval.experiment_config import ExperimentConfig, load_experiment
     from eval.typed_config import to_dict
+    from stage2_rerank.fusion_rules import describe_rules
 
     if args.doc:
-        sys.stdout.write(render_text(config_reference(ExperimentConfig)))
+        rules = ("Fusion rules (ablation.rules; parameters: ablation.alpha, rrf_k, stage1_scale)",
+                 describe_rules())
+        sys.stdout.write(render_text(config_reference(ExperimentConfig), sections=[rules]))
         return 0
     if not args.config:
         raise SystemExit("rrbench config: give a CONFIG file or --doc")

@@ -107,7 +107,8 @@ class CompeteConfig:
         stage2: reranker; null = stage 1 alone.
         rerank_depth: stage 2 reorders the first this many stage-1 candidates of every query (at most
             ``stage1.depth``; used only with a ``stage2`` section).
-        fusion: how stage-2 and stage-1 scores combine (``rule``: itm, itm+itc, alpha, rrf).
+        fusion: how stage-2 and stage-1 scores combine: ``rule`` and its parameters (the rules are described
+            under "Fusion rules" in ``rrbench config --doc``).
         top_k: result rows per query (the competition asks for 5).
         on_bad_input: a missing/undecodable image or a bad row in any file: ``error`` stops with a
             message naming it; ``skip`` leaves it out (a skipped query gets no result rows) and counts it.

@@ -21,6 +21,7 @@ from eval.data.bad_input import BadInputLog, resolve_under
 from eval.data.benchmark import BadInputError, ImageItem, SkipRecord
 from eval.data.text_files import read_table
 from eval.competition.config import CompetitionFiles
+from rrbench_base.config_paths import path_note
 
 
 @dataclass
@@ -91,7 +92,7 @@ def read_image_list(path: Path, image_dir: Path, bad: BadInputLog) -> list[Image
         elif image_id in seen:
             bad.bad("image", image_id, row.where, "duplicate image id")
         elif resolved is None:
-            bad.bad("image", image_id, row.where, f"path escapes the image folder {image_dir}")
+            bad.bad("image", image_id, row.where, f"path escapes the image folder {image_dir.absolute()}")
         elif not resolved.is_file():
             bad.bad("image", image_id, row.where, f"missing image file {resolved}")
         else:
@@ -117,7 +118,8 @@ def read_tasks(data_dir: Path, files: CompetitionFiles, on_bad_input: str) -> Co
     data_dir = Path(data_dir)
     image_dir = files.path(data_dir, "images")
     if not image_dir.is_dir():
-        raise BadInputError(f"image folder not found: {image_dir} (set files.images)")
+        raise BadInputError(f"image folder not found: {image_dir} (set files.images; the files.* names resolve "
+                            f"against the --data folder {data_dir}{path_note(data_dir)})")
     bad = BadInputLog(on_bad_input)  # type: ignore[arg-type]
     text_queries = read_text_list(files.path(data_dir, "text_queries"), bad)
     image_gallery = read_image_list(files.path(data_dir, "image_gallery"), image_dir, bad)

@@ -33,6 +33,7 @@ from PIL import Image
 from eval.data.bad_input import BadInputLog, DatasetRoot
 from eval.data.benchmark import Benchmark, CaptionItem, ImageItem, ImageNote
 from eval.data.image_checks import VerifiedImageCache, verify_images
+from rrbench_base.config_paths import path_note
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def _valid_images(images: Sequence[SourceImage], opts: AssembleOptions,
     for img in unique:
         path = paths.resolve(img.ref) if img.ref.strip() else None
         if path is None:
-            reason = f"path escapes dataset root: {img.ref!r} is not inside {opts.root}"
+            reason = f"path escapes dataset root: {img.ref!r} is not inside {opts.root}{path_note(opts.root)}"
             if not img.ref.strip():
                 reason = "missing image file: empty image path"
         elif not path.is_file():

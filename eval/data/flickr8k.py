@@ -14,6 +14,7 @@ from eval.data.bad_input import BadInputLog
 from eval.data.benchmark import BadInputError, Benchmark
 from eval.data.dataset_config import DatasetConfig
 from eval.data.text_files import decoded_lines, read_table
+from rrbench_base.config_paths import path_note
 
 CAPTION_COLUMNS = ("image", "caption_idx", "caption")
 
@@ -26,7 +27,8 @@ def load_flickr8k(cfg: DatasetConfig) -> Benchmark:
     split_file = root / "splits" / f"{split}.txt"
     if not split_file.is_file():
         found = sorted(p.stem for p in (root / "splits").glob("*.txt"))
-        raise BadInputError(f"{split_file}: no such split file (splits found: {', '.join(found) or 'none'})")
+        raise BadInputError(f"{split_file}: no such split file (splits found: {', '.join(found) or 'none'})"
+                            f"{path_note(split_file)}")
     bad = BadInputLog(cfg.on_bad_input)
     images = [SourceImage(text.strip(), text.strip(), f"{split_file}:{line}")
               for line, text in decoded_lines(split_file, bad, kind="image") if text.strip()]

@@ -30,6 +30,7 @@ from eval.data.dataset_config import DatasetConfig
 from eval.data.tabular import check_split_request
 from eval.data.text_files import require_columns
 from eval.typed_config import ConfigError
+from rrbench_base.config_paths import path_note
 
 BATCH_ROWS = 256
 
@@ -49,7 +50,8 @@ def open_hf_dataset(name_or_dir: str, hf_split: str | None) -> tuple[Any, str]:
             loaded = datasets.load_dataset(name_or_dir, split=hf_split)
         except Exception as exc:  # offline, unknown repo, auth: all mean "not available here"
             raise HubUnavailableError(
-                f"cannot load Hugging Face dataset {name_or_dir!r} from the hub ({type(exc).__name__}: {exc}). "
+                f"cannot load Hugging Face dataset {name_or_dir!r}: no such local directory{path_note(name_or_dir)}, "
+                f"and not from the hub ({type(exc).__name__}: {exc}). "
                 f"Without network, run datasets.load_dataset({name_or_dir!r}).save_to_disk(DIR) on a machine "
                 "with access, copy DIR here and set hf_dataset to that local directory."
             ) from exc

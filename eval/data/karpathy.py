@@ -21,6 +21,7 @@ from eval.data.assemble import AssembleOptions, SourceCaption, SourceImage, asse
 from eval.data.bad_input import BadInputLog
 from eval.data.benchmark import BadInputError, Benchmark
 from eval.data.dataset_config import DatasetConfig
+from rrbench_base.config_paths import path_note
 
 ENTRY_KEYS = ("filename", "split", "sentences")
 
@@ -35,9 +36,9 @@ def read_karpathy_json(path: Path, policy: str) -> list[Any]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError as exc:
-        raise BadInputError(f"annotation file not found: {path}") from exc
+        raise BadInputError(f"annotation file not found: {path}{path_note(path)}") from exc
     except IsADirectoryError as exc:
-        raise BadInputError(f"{path}: is a directory; annotations must be a dataset_*.json file") from exc
+        raise BadInputError(f"{path}: is a directory; annotations must be a dataset_*.json file{path_note(path)}") from exc
     except OSError as exc:
         raise BadInputError(f"{path}: cannot read annotation file: {exc.strerror or exc}") from exc
     try:

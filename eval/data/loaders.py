@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from eval.data.benchmark import Benchmark
+from eval.data.benchmark import BadInputError, Benchmark
 from eval.data.competition import load_competition
 from eval.data.dataset_config import DatasetConfig, SyntheticConfig
 from eval.data.flickr8k import load_flickr8k
@@ -19,8 +19,9 @@ from eval.data.karpathy import load_karpathy
 from eval.data.synthetic import load_synthetic
 from eval.data.tabular import load_table
 from eval.typed_config import ConfigError
+from rrbench_base.config_paths import path_note
 
-__all__ = ["DatasetConfig", "SyntheticConfig", "LOADERS", "load_benchmark"]
+__all__ = ["DatasetConfig", "SyntheticConfig", "LOADERS", "check_root", "load_benchmark"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,16 @@ def load_benchmark(cfg: DatasetConfig) -> Benchmark:
     if loader is None:
         raise ConfigError(f"key 'dataset.format': unknown dataset format {cfg.format!r} "
                           f"(known: {', '.join(sorted(LOADERS))})")
+    check_root(cfg)
     bench = loader(cfg)
     log.info("loaded %s", bench.summary())
     return bench
+
+
+def check_root(cfg: DatasetConfig) -> None:
+    """``dataset.root``, when set, must be an existing folder; BadInputError naming it and, for a relative path, the
+    absolute path tried and the rule that relative config paths resolve against the current directory."""
+    if cfg.root is None or cfg.root.is_dir():
+        return
+    problem = "is not a folder" if cfg.root.exists() else "folder not found"
+    raise BadInputError(f"dataset.root {problem}: {cfg.root}{path_note(cfg.root)}")

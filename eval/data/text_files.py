@@ -22,6 +22,7 @@ from typing import Any, Iterator, Literal, Sequence
 
 from eval.data.bad_input import BadInputLog
 from eval.data.benchmark import BadInputError
+from rrbench_base.config_paths import path_note
 
 TableFormat = Literal["csv", "tsv", "jsonl"]
 SUFFIX_FORMATS: dict[str, TableFormat] = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl"}
@@ -63,9 +64,10 @@ def decoded_lines(path: Path, bad: BadInputLog, kind: str = "caption") -> list[t
     try:
         raw = path.read_bytes()
     except FileNotFoundError as exc:
-        raise BadInputError(f"annotation file not found: {path}") from exc
+        raise BadInputError(f"annotation file not found: {path}{path_note(path)}") from exc
     except IsADirectoryError as exc:
-        raise BadInputError(f"{path}: is a directory; expected an annotation file (.csv, .tsv, .jsonl)") from exc
+        raise BadInputError(f"{path}: is a directory; expected an annotation file (.csv, .tsv, .jsonl)"
+                              f"{path_note(path)}") from exc
     except OSError as exc:
         raise BadInputError(f"{path}: cannot read annotation file: {exc.strerror or exc}") from exc
     lines: list[tuple[int, str]] = []

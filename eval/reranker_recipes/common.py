@@ -19,6 +19,7 @@ from eval.data.benchmark import Benchmark
 from eval.metrics import retrieval_metrics
 from rrbench_base.candidates import Candidates
 from stage2_rerank.config import FusionConfig
+from stage2_rerank.fusion_rules import DEFAULT_RULES
 from stage2_rerank.pair_scoring import tokenize_captions
 from stage2_rerank.training.trainable import ItmTrainable, ItmTrainingData
 from stage2_rerank.training.validation import candidates_from_similarity, itc_similarity, rerank_in_memory
@@ -26,11 +27,9 @@ from stage2_rerank.training.validation import candidates_from_similarity, itc_si
 log = logging.getLogger(__name__)
 
 DEFAULT_FUSIONS: dict[str, FusionConfig] = {
-    "itm": FusionConfig(rule="itm"),
-    "itm+itc": FusionConfig(rule="itm+itc"),
-    "alpha0.5": FusionConfig(rule="alpha", alpha=0.5),
-    "rrf": FusionConfig(rule="rrf"),
-}
+    f"{rule}{FusionConfig.alpha}" if rule == "alpha" else rule: FusionConfig(rule=rule) for rule in DEFAULT_RULES}
+"""Label -> fusion of the validation metrics: ``fusion_rules.DEFAULT_RULES`` with default parameters (the alpha
+rule's label carries its alpha: ``alpha0.5``)."""
 
 
 def training_data(bench: Benchmark, tokenizer, image_inputs: torch.Tensor, max_length: int,

@@ -21,9 +21,10 @@ from eval.data.dataset_config import DEFAULT_CACHE_DIR, DatasetConfig, Synthetic
 from eval.data.loaders import load_benchmark
 from eval.data.synthetic import read_manifest, synthetic_split_dir
 from eval.reranker_recipes.common import padded_lists, processed_pixels, rerank_validator, subset, training_data
+from rrbench_base.seeded_rng import seeded_torch_rng
 from stage2_rerank.training.config import ItmTrainerConfig
 from stage2_rerank.training.hard_negatives import TopKNegatives
-from stage2_rerank.training.model_spec import ItmModelSpec, build_itm_model
+from stage2_rerank.training.model_spec import ItmModelSpec, build_itm_model_unseeded
 from stage2_rerank.training.trainable import ItmTrainable, score_pairs_in_memory
 from stage2_rerank.training.trainer import FitResult, ItmTrainer
 from stage2_rerank.vision.conv_grid import ConvGrid, ConvGridConfig
@@ -131,8 +132,10 @@ def train_synthetic_reranker(options: SyntheticItmOptions) -> FitResult:
                         cross_attention_frequency=options.cross_attention_frequency,
                         initializer_range=options.initializer_range,
                         seed=options.trainer.seed)
-    model, processor, _ = build_itm_model(spec, caption_words(train))
-    trainable = ItmTrainable(model, ConvGrid(options.grid), options.trainer.temperature_init)
+    with seeded_torch_rng(spec.seed):  # the model's, then the grid's initialisation, from one seeded stream
+        model, processor, _ = build_itm_model_unseeded(spec, caption_words(train))
+        grid = ConvGrid(options.grid)
+    trainable = ItmTrainable(model, grid, options.trainer.temperature_init)
     length = options.trainer.text_max_length
     groups = scene_groups(options, train, "train")
     train_data = training_data(train, processor.tokenizer, processed_pixels(processor.image_processor, train), length,

@@ -39,6 +39,7 @@ from eval.runner.outputs import StagedOutputs
 from eval.runner.threads import ThreadSetting, resolve_threads
 from eval.typed_config import to_dict
 from rrbench_base.provenance import provenance
+from rrbench_base.seeded_rng import seeded_torch_rng
 from stage1_dual.config import Stage1Config
 from stage1_dual.pipeline import Stage1Result, run_stage1
 from stage2_rerank.rerank import Reranker, load_reranker
@@ -243,7 +244,8 @@ def run_experiment(cfg: ExperimentConfig) -> Path:
     """Run every stage-1 setting and its grid; returns the path of results.json (tables/plots beside it).
 
     Torch threads for the run (restored afterwards): ``cfg.threads``, else ``OMP_NUM_THREADS`` /
-    ``MKL_NUM_THREADS``, else torch's current setting (``eval.runner.threads``).
+    ``MKL_NUM_THREADS``, else torch's current setting (``eval.runner.threads``). Torch's global CPU generator
+    starts from ``cfg.seed`` inside the run and is restored afterwards; numpy's global state is not touched.
     """
     import torch
 
@@ -253,7 +255,8 @@ def run_experiment(cfg: ExperimentConfig) -> Path:
     torch.set_num_threads(threads.count)
     log.info("torch threads: %d (from %s)", threads.count, threads.source)
     try:
-        return _run(cfg, start, threads)
+        with seeded_torch_rng(cfg.seed):  # what draws from torch's global generator in a run sees cfg.seed
+            return _run(cfg, start, threads)
     finally:
         torch.set_num_threads(threads_before)
 
@@ -264,8 +267,6 @@ def _run(cfg: ExperimentConfig, start: float, threads: ThreadSetting) -> Path:
 
     from eval.report import build
 
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
     outputs = StagedOutputs(cfg.results_dir)
     staging = outputs.begin()
     try:

@@ -21,6 +21,7 @@ from PIL import Image
 from transformers import (AutoConfig, AutoImageProcessor, AutoTokenizer, ChineseCLIPModel, CLIPModel,
                           PreTrainedModel)
 
+from rrbench_base.config_paths import path_note
 from stage1_dual.config import EncoderConfig
 from stage1_dual.encoders.base import EncoderParts, TorchDualEncoder, resolve_device, resolve_precision
 from stage1_dual.encoders.hub import directory_identity, resolve_hub_snapshot
@@ -107,7 +108,8 @@ def _model_directory(cfg: EncoderConfig) -> tuple[Path, dict[str, Any]]:
         return path, {"model": "local directory", "files": directory_identity(path, _MODEL_FILES)}
     if path.is_absolute() or cfg.model.startswith(".") or not _HUB_ID.match(cfg.model):
         raise ModelNotFoundError(f"hf_clip model directory not found: {cfg.model} (a local directory written "
-                                 f"by save_pretrained, or a hub id such as openai/clip-vit-base-patch32)")
+                                 f"by save_pretrained, or a hub id such as openai/clip-vit-base-patch32)"
+                                 f"{path_note(path)}")
     directory = resolve_hub_snapshot(cfg.model, revision=cfg.revision, cache_dir=cfg.hub_cache_dir,
                                      probe_timeout_s=cfg.hub_probe_timeout_s, what=f"hf_clip model {cfg.model!r}")
     return directory, {"model": cfg.model, "revision": cfg.revision,

@@ -14,6 +14,7 @@ from open_clip.tokenizer import HFTokenizer
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
+from rrbench_base.seeded_rng import seeded_torch_rng
 from stage1_dual.config import EncoderConfig
 from stage1_dual.encoders.base import (EncoderParts, TorchDualEncoder, resolve_device, resolve_precision,
                                        state_dict_digest)
@@ -78,8 +79,7 @@ def load_open_clip(cfg: EncoderConfig) -> OpenClipEncoder:
     """Build the open_clip encoder described by ``cfg`` (see ``open_clip_source`` for the sources)."""
     source = resolve_open_clip_source(cfg)
     device = resolve_device(cfg.device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
+    with seeded_torch_rng(cfg.seed):  # random-init weights; the caller's global RNG state is left unchanged
         model = open_clip.create_model(
             source.create_name,
             pretrained=str(source.checkpoint) if source.checkpoint else None,

@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional
 
 import open_clip
 
+from rrbench_base.config_paths import path_note
 from stage1_dual.config import EncoderConfig
 from stage1_dual.encoders.hub import directory_identity, file_identity, resolve_hub_file, resolve_hub_snapshot
 from stage1_dual.protocols import ModelNotFoundError
@@ -116,7 +117,7 @@ def _config_dir_source(cfg: EncoderConfig, directory: Path, hub_repo: Optional[s
     config_path = directory / "open_clip_config.json"
     if not config_path.is_file():
         raise ModelNotFoundError(f"open_clip config not found: {config_path} (expected open_clip_config.json "
-                                 f"with a 'model_cfg' entry)")
+                                 f"with a 'model_cfg' entry){path_note(config_path)}")
     data = json.loads(config_path.read_text(encoding="utf-8"))
     if "model_cfg" not in data:
         raise ModelNotFoundError(f"{config_path} has no 'model_cfg' entry")
@@ -138,7 +139,7 @@ def _hub(cfg: EncoderConfig) -> OpenClipSource:
 def _local_dir(cfg: EncoderConfig) -> OpenClipSource:
     directory = Path(cfg.model[len(_LOCAL_DIR):])
     if not directory.is_dir():
-        raise ModelNotFoundError(f"open_clip model directory not found: {directory}")
+        raise ModelNotFoundError(f"open_clip model directory not found: {directory}{path_note(directory)}")
     return _config_dir_source(cfg, directory, hub_repo=None)
 
 

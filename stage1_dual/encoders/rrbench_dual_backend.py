@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from PIL import Image
 
+from rrbench_base.config_paths import path_note
 from stage1_dual.config import EncoderConfig
 from stage1_dual.encoders.base import EncoderParts, TorchDualEncoder, resolve_device, resolve_precision
 from stage1_dual.encoders.hub import file_identity
@@ -83,7 +84,8 @@ def load_rrbench_dual(cfg: EncoderConfig) -> RRBenchDualEncoder:
         raise ValueError("encoder.pretrained must be empty for backend rrbench_dual (weights live in encoder.model)")
     if not (directory / CONFIG_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
         raise ModelNotFoundError(
-            f"rrbench_dual checkpoint not found: looked for {directory / CONFIG_FILE} and {directory / WEIGHTS_FILE}. "
+            f"rrbench_dual checkpoint not found: looked for {directory / CONFIG_FILE} and {directory / WEIGHTS_FILE}"
+            f"{path_note(directory)}. "
             f"Train one with scripts/train_stage1.py (it writes <run dir>/best), or point encoder.model at such a "
             f"directory.")
     device = resolve_device(cfg.device)

@@ -31,6 +31,7 @@ from typing import Any, Callable, Optional
 import torch
 from safetensors.torch import load_file, save_file
 
+from rrbench_base.config_paths import path_note
 from stage1_dual.protocols import Stage1Error
 from stage1_dual.trainable.file_identity import CHECKSUMS_FILE, parse_sha256sums, sha256_hex
 from stage1_dual.trainable.model import DualEncoderModel
@@ -91,7 +92,7 @@ def read_checkpoint_config(directory: Path) -> dict[str, Any]:
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(f"not an rrbench_dual checkpoint: {path} not found (expected a directory with "
-                              f"{CONFIG_FILE} and {WEIGHTS_FILE}, written by stage1_dual training)")
+                              f"{CONFIG_FILE} and {WEIGHTS_FILE}, written by stage1_dual training){path_note(path)}")
     config = json.loads(path.read_text(encoding="utf-8"))
     if config.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: format is {config.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
@@ -106,7 +107,7 @@ def load_weights_into(model: DualEncoderModel, directory: Path) -> None:
     when keys are missing (other than the frozen pretrained ones) or unexpected."""
     weights = Path(directory) / WEIGHTS_FILE
     if not weights.is_file():
-        raise CheckpointError(f"checkpoint {directory} has no {WEIGHTS_FILE}")
+        raise CheckpointError(f"checkpoint {directory} has no {WEIGHTS_FILE}{path_note(weights)}")
     try:
         tensors = load_file(str(weights))
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own types for truncated / garbled files

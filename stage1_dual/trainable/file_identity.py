@@ -12,6 +12,8 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
+from rrbench_base.config_paths import path_note
+
 CHECKSUMS_FILE = "SHA256SUMS"
 _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 
@@ -50,5 +52,6 @@ def directory_sha256(directory: Path, patterns: Sequence[str]) -> str:
     """``name=sha256:...`` of each file in ``directory`` matching ``patterns``, comma-joined (sorted)."""
     files = sorted({p for pattern in patterns for p in Path(directory).glob(pattern) if p.is_file()})
     if not files:
-        raise FileNotFoundError(f"no weights file ({', '.join(patterns)}) in model directory {directory}")
+        raise FileNotFoundError(f"no weights file ({', '.join(patterns)}) in model directory {directory}"
+                                f"{path_note(directory)}")
     return ",".join(f"{p.name}={file_sha256(p)}" for p in files)

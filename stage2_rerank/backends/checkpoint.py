@@ -13,6 +13,7 @@ import logging
 import os
 from pathlib import Path
 
+from rrbench_base.config_paths import path_note
 from stage2_rerank.content_identity import checkpoint_identity
 from stage2_rerank.protocols import RerankerLoadError
 
@@ -39,21 +40,23 @@ def resolve_checkpoint(model: str) -> tuple[str, bool, str]:
     if path.is_dir():
         return str(path), True, directory_identity(path)
     if path.exists():
-        raise RerankerLoadError(f"model {model!r} is a file; expected a checkpoint directory or a hub id")
+        raise RerankerLoadError(f"model {model!r} is a file; expected a checkpoint directory or a hub id"
+                               f"{path_note(path)}")
     from huggingface_hub import try_to_load_from_cache
     from huggingface_hub.errors import HFValidationError
 
     try:
         cached = try_to_load_from_cache(model, "config.json")
     except HFValidationError as exc:
-        raise RerankerLoadError(f"model {model!r}: no such directory, and not a valid hub id ({exc})") from exc
+        raise RerankerLoadError(f"model {model!r}: no such directory{path_note(path)}, and not a valid hub id "
+                               f"({exc})") from exc
     if isinstance(cached, str):
         snapshot = Path(cached).parent
         return str(snapshot), True, directory_identity(snapshot)
     if _offline():
         raise RerankerLoadError(
-            f"model {model!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1: download it on a "
-            f"connected machine (huggingface-cli download {model}) or set the reranker's model to a local "
-            f"checkpoint directory")
+            f"model {model!r} is not a local directory{path_note(path)}, nor in the local Hugging Face cache "
+            f"with HF_HUB_OFFLINE=1: download it on a connected machine (huggingface-cli download {model}) or set "
+            f"the reranker's model to a local checkpoint directory")
     log.warning("model %r not cached: downloading from the Hugging Face hub", model)
     return model, False, ""  # identified after the download (load_blip2_itm)

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from stage2_rerank.backends import build_blip2_itm
-from stage2_rerank.bench.parity import parity_report, stock_itm_logits
+from stage2_rerank.bench.parity import rule_parity, stock_itm_logits
 from stage2_rerank.bench.random_checkpoint import (blip2_itm_vit_g_config, build_processor, build_random_model,
                                                    tiny_blip2_itm_config)
 from stage2_rerank.bench.speed import BENCH_WORDS, BenchData, lavis_queries, make_bench_data
@@ -167,9 +167,7 @@ def run_device_benchmark(options: DeviceBenchOptions, dtype: torch.dtype) -> dic
         "ratios": {"c_over_a": rate_c / rate_a,
                    "c_over_b_after_vision": (slots / (scores.stats.seconds["total"]
                                                       - scores.stats.seconds.get("vision", 0.0))) / rate_b},
-        "parity_vs_fp32": {"itm": parity_report(reference.itm, scores.itm, rows).as_dict(),
-                           "itm+itc": parity_report(reference.itm + reference.itc, scores.itm + scores.itc,
-                                                    rows).as_dict(),
+        "parity_vs_fp32": {**rule_parity(reference, scores, rows),
                            "itc_max_abs_error": float(np.abs(reference.itc - scores.itc).max())},
     }
 

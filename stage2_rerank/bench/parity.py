@@ -6,6 +6,7 @@
 - :func:`parity_report`: max / mean absolute score error over pairs, and rank agreement over the queries'
   candidate lists: Kendall tau-b (mean and min over queries) and top-1 agreement (fraction of queries whose
   best candidate is the same).
+- :func:`rule_parity`: a parity report for each fusion rule that reads no stage-1 score (``itm``, ``itm+itc``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
+
+from stage2_rerank.config import FusionConfig
+from stage2_rerank.fusion import fused_scores
+from stage2_rerank.fusion_rules import STAGE2_ONLY_RULES
+from stage2_rerank.types import CandidateScores, PairScores
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,21 @@ def parity_report(reference: np.ndarray, candidate: np.ndarray,
         kendall_tau_mean=float(np.mean(taus)) if taus else float("nan"),
         kendall_tau_min=float(np.min(taus)) if taus else float("nan"),
         top1_agreement=float(np.mean(top1)) if top1 else float("nan"))
+
+
+def stage2_rule_scores(scores: PairScores, rule: str) -> np.ndarray:
+    """float64 ``[P]`` score of each pair under ``rule``, one of ``fusion_rules.STAGE2_ONLY_RULES``."""
+    if rule not in STAGE2_ONLY_RULES:
+        raise ValueError(f"rule {rule!r} reads stage-1 scores; pairs alone are scored by {', '.join(STAGE2_ONLY_RULES)}")
+    as_one_query = CandidateScores(scores.itm_logits[None], scores.itc[None])
+    return fused_scores(as_one_query, np.zeros(as_one_query.itc.shape), FusionConfig(rule=rule))[0]
+
+
+def rule_parity(reference: PairScores, candidate: PairScores,
+                query_rows: Sequence[np.ndarray] | np.ndarray) -> dict[str, dict[str, float]]:
+    """``{rule: parity_report(...).as_dict()}`` of the scores of each rule in ``fusion_rules.STAGE2_ONLY_RULES``."""
+    return {rule: parity_report(stage2_rule_scores(reference, rule), stage2_rule_scores(candidate, rule),
+                                query_rows).as_dict() for rule in STAGE2_ONLY_RULES}
 
 
 def stock_itm_logits(model: torch.nn.Module, pixel_values: torch.Tensor, input_ids: torch.Tensor,

@@ -30,6 +30,7 @@ from transformers import (
 )
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
+from rrbench_base.seeded_rng import seeded_torch_rng
 from stage2_rerank.training.model_spec import word_vocab
 
 def blip2_itm_vit_g_config(image_size: int = 224) -> Blip2Config:
@@ -59,11 +60,12 @@ def tiny_blip2_itm_config(image_size: int = 30, vocab_size: int = 99) -> Blip2Co
 
 
 def build_random_model(config: Blip2Config, seed: int = 0) -> Blip2ForImageTextRetrieval:
-    """``Blip2ForImageTextRetrieval`` in eval mode with seeded random weights of a usable scale (fp32)."""
-    torch.manual_seed(seed)
-    model = Blip2ForImageTextRetrieval(config).eval()
-    with torch.no_grad():
-        model.query_tokens.normal_(std=config.qformer_config.initializer_range)
+    """``Blip2ForImageTextRetrieval`` in eval mode with seeded random weights of a usable scale (fp32); the same
+    ``seed`` gives the same weights, and the caller's global torch RNG state is left unchanged."""
+    with seeded_torch_rng(seed):  # nn.init draws from the global generator
+        model = Blip2ForImageTextRetrieval(config).eval()
+        with torch.no_grad():
+            model.query_tokens.normal_(std=config.qformer_config.initializer_range)
     return model
 
 

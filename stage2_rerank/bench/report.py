@@ -13,6 +13,7 @@ import os
 import resource
 
 from rrbench_base.provenance import describe
+from stage2_rerank.fusion_rules import STAGE2_ONLY_RULES
 
 
 def memory_snapshot() -> dict:
@@ -96,7 +97,7 @@ def render_markdown(results: dict) -> str:
         "| score | max abs error | mean abs error | Kendall tau (mean / min) | top-1 agreement | queries |",
         "|---|---|---|---|---|---|",
     ]
-    for name in ("itm", "itm+itc"):
+    for name in STAGE2_ONLY_RULES:
         rep = precision[name]
         lines.append(f"| {name} | {rep['max_abs_error']:.2e} | {rep['mean_abs_error']:.2e} | "
                      f"{rep['kendall_tau_mean']:.3f} / {rep['kendall_tau_min']:.3f} | "

@@ -21,7 +21,7 @@ import torch
 
 from rrbench_base.provenance import provenance
 from stage2_rerank.backends import RerankerModel, build_blip2_itm
-from stage2_rerank.bench.parity import parity_report
+from stage2_rerank.bench.parity import parity_report, rule_parity
 from stage2_rerank.bench.random_checkpoint import (
     blip2_itm_vit_g_config,
     build_processor,
@@ -205,10 +205,9 @@ def precision_parity(reranker: Reranker, data: BenchData, dtype: torch.dtype, n_
     subset = np.unique(rows.reshape(-1))
     scored = low.score_pairs(data.images, data.captions, data.candidate_pairs.pairs[subset], progress=False)
     query_rows = np.searchsorted(subset, rows)
-    itm = parity_report(reference.itm[subset], scored.itm, query_rows)
-    fused = parity_report(reference.itm[subset] + reference.itc[subset], scored.itm + scored.itc, query_rows)
+    reference_subset = PairScores(reference.itm_logits[subset], reference.itc[subset], reference.stats)
     return {"dtype": str(dtype).replace("torch.", ""), "pairs": int(len(subset)),
-            "itm": itm.as_dict(), "itm+itc": fused.as_dict(),
+            **rule_parity(reference_subset, scored, query_rows),
             "itc_max_abs_error": float(np.abs(reference.itc[subset] - scored.itc).max()),
             "qformer_seconds": scored.stats.seconds.get("itm", 0.0) + scored.stats.seconds.get("itc", 0.0)}
 

@@ -22,6 +22,7 @@ import torch
 from transformers import (AutoTokenizer, BertTokenizer, Blip2Config, Blip2ForImageTextRetrieval, Blip2Processor,
                           Blip2QFormerConfig, Blip2VisionConfig, BlipImageProcessor)
 
+from rrbench_base.seeded_rng import seeded_torch_rng
 from stage2_rerank.backends.base import RERANKER_PROVIDER_KEY
 from stage2_rerank.training.bert_init import BertInitReport, init_qformer_from_bert, qformer_config_from_bert
 from stage2_rerank.vision.base import square_image_processor
@@ -54,7 +55,7 @@ class ItmModelSpec:
         initializer_range: std of the fresh weights (scratch only; ``text_init`` keeps the checkpoint's,
             0.02 for BERT). BERT's 0.02 suits 768-wide layers; narrow Q-Formers need about ``0.5 / sqrt(width)``
             or their sublayers barely change the residual stream and training stalls.
-        seed: seed of the fresh initialisation.
+        seed: seed of the fresh initialisation (the caller's global torch RNG state is left unchanged).
     """
 
     vision_provider: str
@@ -140,8 +141,18 @@ def build_itm_model(spec: ItmModelSpec, words: Sequence[str] | None = None,
                     ) -> tuple[Blip2ForImageTextRetrieval, Blip2Processor, Optional[BertInitReport]]:
     """Fresh model (query tokens ~ N(0, initializer_range)) + processor; BERT-initialised when ``text_init``.
 
-    The Q-Former vocabulary covers the processor's tokenizer (incl. the ``<image>`` token it adds).
+    The Q-Former vocabulary covers the processor's tokenizer (incl. the ``<image>`` token it adds). The weights
+    depend on ``spec.seed`` only; the caller's global torch RNG state is left as it was.
     """
+    with seeded_torch_rng(spec.seed):
+        return build_itm_model_unseeded(spec, words)
+
+
+def build_itm_model_unseeded(spec: ItmModelSpec, words: Sequence[str] | None = None,
+                             ) -> tuple[Blip2ForImageTextRetrieval, Blip2Processor, Optional[BertInitReport]]:
+    """:func:`build_itm_model` drawing its initialisation from torch's global generator as it stands (as any module
+    constructor does), for a caller that builds further modules from the same seeded stream inside its own
+    ``rrbench_base.seeded_rng.seeded_torch_rng(spec.seed)``."""
     processor = build_processor(spec, words)
     qformer = _qformer_config(spec, len(processor.tokenizer))
     config = Blip2Config(vision_config=placeholder_vision_config(spec.feature_dim).to_dict(),
@@ -149,7 +160,6 @@ def build_itm_model(spec: ItmModelSpec, words: Sequence[str] | None = None,
                          image_text_hidden_size=spec.image_text_hidden_size,
                          initializer_range=qformer.initializer_range,
                          **{RERANKER_PROVIDER_KEY: spec.vision_provider})
-    torch.manual_seed(spec.seed)
     model = Blip2ForImageTextRetrieval(config)
     with torch.no_grad():
         model.query_tokens.normal_(std=qformer.initializer_range)

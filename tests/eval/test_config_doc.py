@@ -47,8 +47,10 @@ def test_doc_output_is_wrapped_and_lists_every_key(doc_output):
     lines = doc_output.splitlines()
     assert max(len(line) for line in lines) <= WIDTH
     rows = config_reference(ExperimentConfig)
-    headings = [line for line in lines if line and not line.startswith(" ")][2:]  # after the two intro lines
-    assert headings == [row.key for row in rows]
+    blocks = doc_output.rstrip("\n").split("\n\n")
+    intro, keys, fusion_rules = blocks[0], blocks[1:-1], blocks[-1]
+    assert intro.startswith("Experiment config keys") and fusion_rules.startswith("Fusion rules")
+    assert [block.splitlines()[0] for block in keys] == [row.key for row in rows]
     block = doc_output.split("\nexperiment\n", 1)[1].split("\n\n", 1)[0]
     assert block.splitlines()[0] == "    type: str; required"
     assert "<output_dir>/<experiment>/" in block
@@ -60,3 +62,18 @@ def test_markdown_reference_uses_code_spans_not_rst():
     text = render_reference(config_reference(ExperimentConfig))
     assert "``" not in text and ":class:" not in text
     assert re.search(r"outputs go to `<output_dir>/<experiment>/`", text)
+
+
+def test_doc_states_the_path_rule_and_describes_every_fusion_rule_and_its_parameters(doc_output):
+    from stage2_rerank.fusion_rules import FUSION_RULE_NAMES
+
+    intro = " ".join(doc_output.split("\n\n", 1)[0].split())
+    assert "relative paths in a config resolve against the current directory, not the config file's folder" in intro
+    fusion_rules = " ".join(doc_output.rstrip("\n").rsplit("\n\n", 1)[1].split())
+    for rule in FUSION_RULE_NAMES:
+        assert f" {rule}: " in fusion_rules, rule
+    assert "1 / (rrf_k + stage-1 rank)" in fusion_rules
+    for key, words in (("ablation.alpha", "weight of the ITM probability"), ("ablation.rrf_k", "reciprocal-rank"),
+                       ("ablation.stage1_scale", "residual rule")):
+        block = doc_output.split(f"\n{key}\n", 1)[1].split("\n\n", 1)[0]
+        assert words in " ".join(block.split()), key

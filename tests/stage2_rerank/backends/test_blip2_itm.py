@@ -66,3 +66,12 @@ def test_processor_size_must_match_the_vision_tower(tmp_path):
 def test_fp16_on_cpu_is_refused(tiny_config):
     with pytest.raises(ValueError, match="fp16 is not supported on CPU"):
         load_backend(tiny_config(precision="fp16"))
+
+
+def test_missing_relative_model_directory_shows_the_absolute_path_and_the_rule(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RerankerLoadError) as error:
+        resolve_checkpoint("models/reranker")
+    assert (f"is not a local directory (tried {tmp_path / 'models' / 'reranker'}: relative paths in a config resolve "
+            f"against the current directory {tmp_path}, not the config file's folder)") in str(error.value)
