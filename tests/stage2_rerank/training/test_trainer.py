@@ -247,3 +247,15 @@ def test_max_steps_stops_validates_and_a_larger_limit_continues_the_run(tmp_path
     assert [r["step"] for r in _run_log(tmp_path) if r["event"] == "val"] == [2, 3]
     second = ItmTrainer(trainable, processor, data, _config(max_steps=10), tmp_path).fit()
     assert not second.stopped_early and second.steps == 4
+
+
+def test_the_shipped_demo_checkpoint_written_with_the_former_trainer_names_still_loads():
+    from pathlib import Path
+
+    from stage2_rerank.training.checkpoint import load_itm_checkpoint
+
+    demo = Path(__file__).resolve().parents[3] / "results" / "demo" / "models" / "stage2"
+    trainer = read_checkpoint_info(demo)["trainer"]  # provenance as it was written: read, never parsed into a config
+    assert trainer["lr"] == 0.003 and "learning_rate" not in trainer
+    trainable, processor = load_itm_checkpoint(demo)
+    assert trainable.vision is not None and processor.tokenizer is not None
