@@ -45,7 +45,7 @@ def random_data(tokenizer, n_images: int, seed: int) -> ItmTrainingData:
 def main(argv: list[str]) -> dict:
     logging.basicConfig(level=logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    defaults = FlickrItmOptions(run_dir=Path("unused"))
+    defaults = FlickrItmOptions()
     parser.add_argument("--layers", type=int, default=defaults.num_layers)
     parser.add_argument("--cross-every", type=int, default=defaults.cross_attention_frequency,
                         help="cross-attention every this many layers")
@@ -58,8 +58,7 @@ def main(argv: list[str]) -> dict:
         parser.error("--batch-size must be in [2, 256] (the benchmark has 256 images)")
     if args.threads:
         torch.set_num_threads(args.threads)
-    options = FlickrItmOptions(run_dir=Path("unused"), num_layers=args.layers,
-                               cross_attention_frequency=args.cross_every)
+    options = FlickrItmOptions(num_layers=args.layers, cross_attention_frequency=args.cross_every)
     model, processor, _ = build_flickr_model(options)
     trainable = ItmTrainable(model)
     data = random_data(processor.tokenizer, 256, seed=0)

@@ -25,6 +25,7 @@ if [ ! -f "$MODELS/stage1_synthetic/.trained" ]; then
 fi
 if [ ! -f "$MODELS/stage2_synthetic/.trained" ]; then
   echo "[train_demo] stage 2: tiny Q-Former ITM reranker on the synthetic train split -> $MODELS/stage2_synthetic" >&2
-  "$PY" scripts/train_stage2.py synthetic --run-dir "$MODELS/stage2_synthetic" --threads 1 --no-eval
+  "$PY" scripts/train_stage2.py configs/train/stage2_synthetic.yaml --run-dir "$MODELS/stage2_synthetic" \
+    --threads 1 --skip-test
   touch "$MODELS/stage2_synthetic/.trained"
 fi

@@ -27,8 +27,8 @@ case "$LANGUAGE" in
     train_stage1 configs/train/stage1_flickr8k_lite.yaml "$MODELS/stage1_flickr8k_lite"
     if [ ! -f "$MODELS/stage2_flickr8k_lite/.trained" ]; then
       echo "[train_flickr8k_lite] stage 2: MiniLM-initialised Q-Former over EfficientNet-Lite0 grids" >&2
-      "$PY" scripts/train_stage2.py flickr8k --run-dir "$MODELS/stage2_flickr8k_lite" \
-        --threads "${RRBENCH_STAGE2_THREADS:-2}" --no-eval
+      "$PY" scripts/train_stage2.py configs/train/stage2_flickr8k_lite.yaml --run-dir "$MODELS/stage2_flickr8k_lite" \
+        --threads "${RRBENCH_STAGE2_THREADS:-2}" --skip-test
       touch "$MODELS/stage2_flickr8k_lite/.trained"
     fi ;;
   zh) train_stage1 configs/train/stage1_flickr8k_zh_lite.yaml "$MODELS/stage1_flickr8k_zh_lite" ;;

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from rrbench_base.global_rng import PrivateGlobalRng
 from stage1_dual.trainable.model import DualEncoderModel
 from stage1_dual.trainable.model_config import DualModelConfig
 from stage1_dual.trainable.towers import Features
@@ -45,7 +46,7 @@ class CrossFitConfig:
         batch_images: images per step, each with all its captions (multi-positive InfoNCE).
         learning_rate / weight_decay / warmup_steps: AdamW and the warm-up + cosine schedule of stage 1.
         depth: candidates per list (both directions).
-        seed: fold assignment, initialisation and batch order.
+        seed: fold assignment, initialisation and batch order (the caller's global RNG is left alone).
     """
 
     folds: int = 5
@@ -135,7 +136,7 @@ def crossfit_stage1(model_config: DualModelConfig, image_features: Features, tex
     caption_image = np.asarray(caption_image, dtype=np.int64)
     n_images = len(image_features[next(iter(image_features))])
     generator = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    init_rng = PrivateGlobalRng(cfg.seed)  # initialisation of the copies (nn.init draws from the global RNG)
     image_fold = torch.randperm(n_images, generator=generator).numpy() % cfg.folds
     image_emb = np.zeros((n_images, model_config.embed_dim), dtype=np.float32)
     text_emb = np.zeros((len(caption_image), model_config.embed_dim), dtype=np.float32)
@@ -146,8 +147,9 @@ def crossfit_stage1(model_config: DualModelConfig, image_features: Features, tex
     scales = []
     for fold in tqdm(range(cfg.folds), desc="cross-fitted stage 1", unit="fold"):
         held = np.flatnonzero(image_fold == fold)
-        model = _train_copy(model_config, image_features, text_features, caption_image,
-                            np.flatnonzero(image_fold != fold), cfg, generator)
+        with init_rng.use():
+            model = _train_copy(model_config, image_features, text_features, caption_image,
+                                np.flatnonzero(image_fold != fold), cfg, generator)
         captions = np.flatnonzero(np.isin(caption_image, held))
         with torch.no_grad():
             images_out = model.embed_images(_rows(image_features, held)).numpy()

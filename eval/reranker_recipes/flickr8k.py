@@ -18,7 +18,7 @@ features through linear maps fitted with InfoNCE on train (``linear_stage1``).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -54,39 +54,12 @@ ENSEMBLE_PROVIDER = "efficientnet_lite0+lite2"
 PROVIDERS = ("efficientnet_lite0", "efficientnet_lite2", ENSEMBLE_PROVIDER)
 
 
-def flickr_trainer_config() -> ItmTrainerConfig:
-    """Schedule of the Flickr8k-lite reranker: 5 x 240 steps of 32 positive pairs in bf16 autocast (about
-    0.8 s a step over the 49 x 1280 Lite0 grid on 2 CPU cores with AVX512-BF16, cached features; about 1.05 s
-    over the 81 x 2560 Lite0+Lite2 grid), fresh layers at 1e-3 and MiniLM-initialised ones at 1e-4,
-    cosine-decayed after 40 warm-up steps. ITM negatives: in-batch, drawn by a soft softmax over the stand-in
-    stage-1 similarity (``FlickrItmOptions.in_batch_temperature``); from step 600 half the rows take a stage-1
-    top-k negative instead (from step 200 instead: val ITM t2i R@1 30.4 vs 37.0 at step 400, Lite0 grid).
-    In-batch ITC or top-k negatives from the start are so hard that the ITM loss stays at its 1:2 prior (0.64)
-    for hundreds of steps."""
-    return ItmTrainerConfig(epochs=5, batch_size=32, lr=1e-3, pretrained_lr_scale=0.1, weight_decay=0.05,
-                            warmup_steps=40, itc_weight=1.0, negatives="topk", mined_fraction=0.5,
-                            mined_from_step=600, steps_per_epoch=240, text_max_length=32, time_budget_s=1500.0,
-                            compute_dtype="bfloat16")
-
-
-def flickr_listwise_trainer_config() -> ItmTrainerConfig:
-    """Second phase of the Flickr8k-lite reranker (``FlickrItmOptions.init_from`` = the first phase's
-    ``best/``): 3 x 100 steps that add the listwise ITM loss (``training.listwise``: each of 8 captions ranks its
-    image among 5 stage-1 top-k negatives, each of their images its caption among 5 negative captions) to the
-    binary ITM (16 rows, half mined top-k negatives) and ITC losses, at a lower learning rate."""
-    return ItmTrainerConfig(epochs=3, batch_size=32, itm_batch_size=16, lr=3e-4, pretrained_lr_scale=0.1,
-                            weight_decay=0.05, warmup_steps=20, itc_weight=1.0, negatives="topk",
-                            mined_fraction=0.5, mined_from_step=0, listwise_weight=1.0, list_size=6, list_rows=8,
-                            steps_per_epoch=100, text_max_length=32, time_budget_s=1200.0,
-                            compute_dtype="bfloat16")
-
-
 @dataclass
 class FlickrItmOptions:
-    """What to train for the Flickr8k-lite reranker.
+    """What to train for the Flickr8k-lite reranker (the model and its data; the schedule is an
+    ``ItmTrainerConfig``; the values of each phase: ``configs/train/stage2_flickr8k_lite*.yaml``).
 
     Attributes:
-        run_dir: training run directory (``best/`` is the checkpoint).
         root: the Flickr8k folder (captions_en.tsv, splits/, images/).
         cache_dir: cached grid features.
         frozen_feature_cache: stage 1's frozen-feature cache (MiniLM sentence embeddings of the captions; the
@@ -115,10 +88,8 @@ class FlickrItmOptions:
         val_depth: validation reranks the stage-1 top this many.
         init_from: start from the Q-Former weights of this checkpoint (a previous phase's ``best/``, same
             architecture) instead of MiniLM + fresh layers; ``None`` = fresh.
-        trainer: the training schedule.
     """
 
-    run_dir: Path
     root: Path = Path("../shared/data/flickr8k")
     cache_dir: Path = Path(".cache/rrbench/stage2_train")
     frozen_feature_cache: Path = Path(".cache/rrbench/features")
@@ -134,10 +105,9 @@ class FlickrItmOptions:
     val_images: int = 100
     val_depth: int = 5
     init_from: Optional[Path] = None
-    trainer: ItmTrainerConfig = field(default_factory=flickr_trainer_config)
 
     def __post_init__(self) -> None:
-        self.run_dir, self.root, self.cache_dir = Path(self.run_dir), Path(self.root), Path(self.cache_dir)
+        self.root, self.cache_dir = Path(self.root), Path(self.cache_dir)
         self.frozen_feature_cache = Path(self.frozen_feature_cache)
         self.init_from = Path(self.init_from) if self.init_from is not None else None
         if self.provider not in PROVIDERS:
@@ -224,14 +194,15 @@ def mined_negatives(similarity: np.ndarray, caption_image: np.ndarray, depth: in
                          temperature)
 
 
-def build_flickr_model(options: FlickrItmOptions):
-    """(model, processor, BERT init report) of the MiniLM-initialised Q-Former over the EfficientNet grid; the
-    word-embedding table is frozen (``requires_grad=False``) when ``options.freeze_word_embeddings``."""
+def build_flickr_model(options: FlickrItmOptions, seed: int = 0):
+    """(model, processor, BERT init report) of the MiniLM-initialised Q-Former over the EfficientNet grid (fresh
+    layers initialised from ``seed``); the word-embedding table is frozen (``requires_grad=False``) when
+    ``options.freeze_word_embeddings``."""
     spec = ItmModelSpec(vision_provider=options.provider, feature_dim=options.feature_dim,
                         image_size=options.image_size, text_init=minilm_dir(),
                         num_layers=options.num_layers, num_query_tokens=options.num_query_tokens,
                         cross_attention_frequency=options.cross_attention_frequency,
-                        image_text_hidden_size=256, seed=options.trainer.seed)
+                        image_text_hidden_size=256, seed=seed)
     model, processor, report = build_itm_model(spec)
     if options.init_from is not None:
         start = Blip2ForImageTextRetrieval.from_pretrained(str(options.init_from), local_files_only=True)
@@ -241,16 +212,18 @@ def build_flickr_model(options: FlickrItmOptions):
     return model, processor, report
 
 
-def train_flickr_reranker(options: FlickrItmOptions) -> FitResult:
-    """Cache features, fit the stand-in stage 1, mine hard negatives, train; returns the fit result."""
-    model, processor, report = build_flickr_model(options)
+def train_flickr_reranker(options: FlickrItmOptions, trainer_config: ItmTrainerConfig, run_dir: Path) -> FitResult:
+    """Cache features, fit the stand-in stage 1 (saved as ``run_dir/stage1_linear.npz``), mine hard negatives,
+    train into ``run_dir``; returns the fit result."""
+    run_dir = Path(run_dir)
+    model, processor, report = build_flickr_model(options, trainer_config.seed)
     log.info("Q-Former: %d tensors from MiniLM, %d fresh", len(report.copied), len(report.fresh))
     train, val = load_split(options, "train"), load_split(options, "val")
     train_store = split_features(options, processor.image_processor, train, "train")
     val_store = split_features(options, processor.image_processor, val, "val")
     stage1 = fit_stage1(options, train, train_store)
-    options.run_dir.mkdir(parents=True, exist_ok=True)
-    save_linear_stage1(stage1, options.run_dir / STAGE1_FILE)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_linear_stage1(stage1, run_dir / STAGE1_FILE)
     topk = mined_negatives(stage1_similarity(options, stage1, train, train_store), train.text_to_image(),
                            options.stage1_depth, options.negative_temperature)
     train_text = minilm_sentence_embeddings([c.text for c in train.captions], options.frozen_feature_cache)
@@ -261,12 +234,12 @@ def train_flickr_reranker(options: FlickrItmOptions) -> FitResult:
     rows = np.arange(len(val_small.images))
     caption_rows = np.flatnonzero(np.isin(val.text_to_image(), rows))
     candidates = candidates_from_similarity(val_sim[np.ix_(caption_rows, rows)], options.val_depth)
-    length = options.trainer.text_max_length
+    length = trainer_config.text_max_length
     train_data = training_data(train, processor.tokenizer, torch.from_numpy(np.array(train_store.features)), length)
     val_data = training_data(val_small, processor.tokenizer,
                              torch.from_numpy(np.array(val_store.features[: len(rows)])), length)
-    trainer = ItmTrainer(ItmTrainable(model, temperature=options.trainer.temperature_init), processor, train_data,
-                         options.trainer, options.run_dir,
+    trainer = ItmTrainer(ItmTrainable(model, temperature=trainer_config.temperature_init), processor, train_data,
+                         trainer_config, run_dir,
                          validate=rerank_validator(val_data, val_small, options.val_depth, candidates), topk=topk,
                          stage1=in_batch,
                          pretrained_parameters={f"model.{name}" for name in report.copied})

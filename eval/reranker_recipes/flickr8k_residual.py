@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,15 +42,21 @@ log = logging.getLogger(__name__)
 STAGE1_CHECKPOINT = Path(".cache/rrbench/models/stage1_flickr8k_lite/best")
 
 
-def flickr_residual_trainer_config() -> ItmTrainerConfig:
-    """300 steps of 32 captions from a first-phase checkpoint: binary ITM on 16 rows (all negatives mined from
-    the out-of-fold lists), ITC, and the residual listwise loss on 8 captions with lists of 6 (its stage-1 weight
-    is set from the cross-fit at run time), lr 3e-4 (MiniLM layers 3e-5), bf16 autocast."""
-    return ItmTrainerConfig(epochs=1, batch_size=32, itm_batch_size=16, lr=3e-4, pretrained_lr_scale=0.1,
-                            weight_decay=0.05, warmup_steps=20, itc_weight=1.0, negatives="topk",
-                            mined_fraction=1.0, mined_from_step=0, listwise_weight=1.0, list_size=6, list_rows=8,
-                            listwise_residual_scale=1.0, steps_per_epoch=300, text_max_length=32,
-                            time_budget_s=1200.0, compute_dtype="bfloat16")
+@dataclass
+class ResidualOptions:
+    """What the residual phase adds to :class:`FlickrItmOptions` (whose ``init_from`` names the first phase).
+
+    Attributes:
+        stage1: the trained ``rrbench_dual`` stage 1 whose lists are cross-fitted and whose top-k the
+            validation reranks.
+        crossfit: how the out-of-fold stage-1 copies train.
+    """
+
+    stage1: Path = STAGE1_CHECKPOINT
+    crossfit: CrossFitConfig = field(default_factory=CrossFitConfig)
+
+    def __post_init__(self) -> None:
+        self.stage1 = Path(self.stage1)
 
 
 def frozen_stage1_features(model: DualEncoderModel, bench: Benchmark, cache_root: Path) -> tuple[Features, Features]:
@@ -72,19 +79,22 @@ def trained_stage1_similarity(model: DualEncoderModel, bench: Benchmark, cache_r
     return text_emb @ image_emb.T
 
 
-def train_flickr_residual(options: FlickrItmOptions, stage1_dir: Path = STAGE1_CHECKPOINT,
-                          crossfit: CrossFitConfig = CrossFitConfig()) -> tuple[FitResult, CrossFitLists]:
-    """The residual phase (module doc); ``options.init_from`` must name the first phase's checkpoint."""
+def train_flickr_residual(options: FlickrItmOptions, trainer_config: ItmTrainerConfig, run_dir: Path,
+                          residual: ResidualOptions) -> tuple[FitResult, CrossFitLists]:
+    """The residual phase (module doc) into ``run_dir``; ``options.init_from`` must name the first phase's
+    checkpoint. ``trainer_config.listwise_residual_scale`` is replaced by the cross-fitted copies' mean logit
+    scale."""
     if options.init_from is None:
-        raise ValueError("the residual phase starts from a first-phase reranker: set init_from (--init-from)")
-    stage1 = load_model_dir(Path(stage1_dir))
+        raise ValueError("the residual phase starts from a first-phase reranker: set flickr8k.init_from "
+                         "(e.g. flickr8k.init_from=<first run>/best)")
+    stage1 = load_model_dir(residual.stage1)
     train, val = load_split(options, "train"), load_split(options, "val")
     images, texts = frozen_stage1_features(stage1, train, options.frozen_feature_cache)
-    lists = crossfit_stage1(stage1.config, images, texts, train.text_to_image(), crossfit)
+    lists = crossfit_stage1(stage1.config, images, texts, train.text_to_image(), residual.crossfit)
     lists.topk.temperature = options.negative_temperature
     scale = float(np.mean(lists.logit_scales))
-    trainer_config = dataclasses.replace(options.trainer, listwise_residual_scale=scale)
-    model, processor, report = build_flickr_model(dataclasses.replace(options, trainer=trainer_config))
+    trainer_config = dataclasses.replace(trainer_config, listwise_residual_scale=scale)
+    model, processor, report = build_flickr_model(options, trainer_config.seed)
     train_store = split_features(options, processor.image_processor, train, "train")
     val_small = subset(val, options.val_images)
     val_store = split_features(options, processor.image_processor, val, "val")
@@ -98,7 +108,7 @@ def train_flickr_residual(options: FlickrItmOptions, stage1_dir: Path = STAGE1_C
     val_data = training_data(val_small, processor.tokenizer,
                              torch.from_numpy(np.array(val_store.features[: len(rows)])), length)
     trainer = ItmTrainer(ItmTrainable(model, temperature=trainer_config.temperature_init), processor, train_data,
-                         trainer_config, options.run_dir,
+                         trainer_config, Path(run_dir),
                          validate=rerank_validator(val_data, val_small, options.val_depth, candidates, fusions),
                          topk=lists.topk, stage1=lists.embeddings,
                          pretrained_parameters={f"model.{name}" for name in report.copied})

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from rrbench_base.global_rng import PrivateGlobalRng
 from stage1_dual.trainable.model_config import TextTowerConfig
 from stage1_dual.trainable.text_towers import build_text_tower
 from stage1_dual.training.feature_cache import FrozenFeatureCache
@@ -74,10 +75,11 @@ def pooled_features(features: np.ndarray, batch_size: int = 512) -> np.ndarray:
 
 def fit_linear_stage1(text: np.ndarray, pooled: np.ndarray, caption_image: np.ndarray, dim: int = 256,
                       epochs: int = 10, batch_size: int = 256, lr: float = 1e-3, seed: int = 0) -> LinearStage1:
-    """InfoNCE-fit the two linear maps on training captions/images (one caption per image per batch slot)."""
+    """InfoNCE-fit the two linear maps on training captions/images (one caption per image per batch slot);
+    ``seed`` fixes initialisation and batch order, and the caller's global RNG is left alone."""
     generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    text_map, image_map = torch.nn.Linear(text.shape[1], dim), torch.nn.Linear(pooled.shape[1], dim)
+    with PrivateGlobalRng(seed).use():  # nn.Linear initialises from the global RNG
+        text_map, image_map = torch.nn.Linear(text.shape[1], dim), torch.nn.Linear(pooled.shape[1], dim)
     log_scale = torch.nn.Parameter(torch.tensor(float(np.log(1 / 0.07))))
     params = [*text_map.parameters(), *image_map.parameters(), log_scale]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.1)

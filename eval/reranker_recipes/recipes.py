@@ -13,12 +13,12 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from eval.data.dataset_config import DatasetConfig, SyntheticConfig
-from eval.data.loaders import load_benchmark
 from eval.reranker_recipes.common import processed_pixels, training_data
 from eval.reranker_recipes.evaluate import dual_encoder_candidates, evaluate_checkpoint
 from eval.reranker_recipes.flickr8k import STAGE1_FILE, FlickrItmOptions, load_split, split_features, stage1_similarity
 from eval.reranker_recipes.linear_stage1 import load_linear_stage1
+from eval.reranker_recipes.synthetic import SyntheticItmOptions
+from eval.reranker_recipes.synthetic import load_split as load_synthetic_split
 from stage2_rerank.backends import RERANKER_PROVIDER_KEY
 from stage2_rerank.training.checkpoint import load_itm_checkpoint
 from stage2_rerank.training.validation import candidates_from_similarity, itc_similarity
@@ -27,11 +27,11 @@ STAGE1_DEPTH = 50
 STAGE1_CACHE = Path(".cache/rrbench/embeddings")
 
 
-def evaluate_synthetic(checkpoint: Path, stage1: Optional[Path], depths: Sequence[int],
-                       synthetic: Optional[SyntheticConfig] = None) -> dict[str, Any]:
-    """Synthetic test split: stage 1 (``stage1`` checkpoint, else the reranker's own ITC) vs reranking."""
-    bench = load_benchmark(DatasetConfig(format="synthetic", split="test", synthetic=synthetic or SyntheticConfig(),
-                                         verify_images=False))
+def evaluate_synthetic(options: SyntheticItmOptions, checkpoint: Path, stage1: Optional[Path],
+                       depths: Sequence[int]) -> dict[str, Any]:
+    """Synthetic test split of ``options.synthetic``: stage 1 (``stage1`` checkpoint, else the reranker's own
+    ITC) vs reranking."""
+    bench = load_synthetic_split(options, "test")
     depth = max(STAGE1_DEPTH, *depths)
     if stage1 is not None:
         candidates, source = dual_encoder_candidates(stage1, bench, depth, STAGE1_CACHE), str(stage1)
@@ -44,9 +44,10 @@ def evaluate_synthetic(checkpoint: Path, stage1: Optional[Path], depths: Sequenc
     return {"stage1_source": source, **evaluate_checkpoint(checkpoint, bench, candidates, depths)}
 
 
-def evaluate_flickr(checkpoint: Path, stage1: Optional[Path], depths: Sequence[int]) -> dict[str, Any]:
-    """Flickr8k 1K test: stage 1 (``stage1`` checkpoint, else the fitted linear stand-in) vs reranking."""
-    options = FlickrItmOptions(run_dir=Path(checkpoint).parent)
+def evaluate_flickr(options: FlickrItmOptions, checkpoint: Path, stage1: Optional[Path],
+                    depths: Sequence[int]) -> dict[str, Any]:
+    """Flickr8k 1K test: stage 1 (``stage1`` checkpoint, else the linear stand-in fitted during training, next
+    to the checkpoint) vs reranking."""
     bench = load_split(options, "test")
     depth = max(STAGE1_DEPTH, *depths)
     if stage1 is not None:
@@ -55,7 +56,7 @@ def evaluate_flickr(checkpoint: Path, stage1: Optional[Path], depths: Sequence[i
         trainable, processor = load_itm_checkpoint(checkpoint)
         provider = getattr(trainable.model.config, RERANKER_PROVIDER_KEY, options.provider)
         options = dataclasses.replace(options, provider=provider)  # the grid the checkpoint was trained on
-        linear = load_linear_stage1(options.run_dir / STAGE1_FILE)
+        linear = load_linear_stage1(Path(checkpoint).parent / STAGE1_FILE)
         store = split_features(options, processor.image_processor, bench, "test")
         similarity = stage1_similarity(options, linear, bench, store)
         candidates, source = candidates_from_similarity(similarity, depth), "linear MiniLM/EfficientNet stand-in"

@@ -5,6 +5,7 @@ scenes (same objects with two colours, positions or sizes swapped: exactly what 
 confuses), mixed with in-batch ITC negatives; selected on a val subset by the best fusion rule's rsum after
 reranking the model's own ITC top-k. The checkpoint directory (``<run_dir>/best``) loads with
 ``RerankerConfig(backend="blip2_itm", model=<dir>)`` (the provider, ``conv_grid``, is named inside it).
+The demo's values of the options and the trainer schedule: ``configs/train/stage2_synthetic.yaml``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from eval.data.dataset_config import DEFAULT_CACHE_DIR, DatasetConfig, Synthetic
 from eval.data.loaders import load_benchmark
 from eval.data.synthetic import read_manifest, synthetic_split_dir
 from eval.reranker_recipes.common import padded_lists, processed_pixels, rerank_validator, subset, training_data
-from rrbench_base.seeded_rng import seeded_torch_rng
+from rrbench_base.global_rng import seeded_torch_rng
 from stage2_rerank.training.config import ItmTrainerConfig
 from stage2_rerank.training.hard_negatives import TopKNegatives
 from stage2_rerank.training.model_spec import ItmModelSpec, build_itm_model_unseeded
@@ -32,22 +33,12 @@ from stage2_rerank.vision.conv_grid import ConvGrid, ConvGridConfig
 log = logging.getLogger(__name__)
 
 
-def demo_trainer_config() -> ItmTrainerConfig:
-    """Training schedule of the demo reranker: one pass of 1,100 steps (about 100 s on one CPU thread) of 32
-    positive pairs for ITC, the first 16 of them also for ITM (ITM needs many steps more than large batches,
-    ITC needs large batches); ITM negatives half in-batch ITC, half sibling distractors from the first step;
-    cosine-decayed from 3e-3 after 50 warm-up steps."""
-    return ItmTrainerConfig(epochs=1, steps_per_epoch=1100, batch_size=32, itm_batch_size=16, lr=3e-3,
-                            weight_decay=0.01, warmup_steps=50, itc_weight=1.0, negatives="topk",
-                            mined_fraction=0.5, mined_from_step=0, temperature_init=0.1)
-
-
 @dataclass
 class SyntheticItmOptions:
-    """What to train for the synthetic demo reranker.
+    """What to train for the synthetic demo reranker (the model and its data; the schedule is an
+    ``ItmTrainerConfig``).
 
     Attributes:
-        run_dir: training run directory (``best/`` is the checkpoint to use; ``last/`` resumes).
         synthetic: sizes, seed and image size of the synthetic benchmark (must match the evaluated one's seed
             and image size; the test split is never read).
         data_cache_dir: where the synthetic images are generated (``DatasetConfig.cache_dir``).
@@ -62,10 +53,8 @@ class SyntheticItmOptions:
             ITC and its hard negatives contrast them (binding colours, sizes and positions).
         val_images: validation uses the first this many val images and their captions.
         val_depth: validation reranking depth.
-        trainer: the training schedule.
     """
 
-    run_dir: Path
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     data_cache_dir: Path = DEFAULT_CACHE_DIR
     grid: ConvGridConfig = field(default_factory=lambda: ConvGridConfig(image_size=64, widths=(16, 32, 64),
@@ -79,10 +68,9 @@ class SyntheticItmOptions:
     group_batches: bool = False
     val_images: int = 200
     val_depth: int = 8
-    trainer: ItmTrainerConfig = field(default_factory=demo_trainer_config)
 
     def __post_init__(self) -> None:
-        self.run_dir, self.data_cache_dir = Path(self.run_dir), Path(self.data_cache_dir)
+        self.data_cache_dir = Path(self.data_cache_dir)
         if self.val_images < 2 or self.val_depth < 1:
             raise ValueError("val_images must be >= 2 and val_depth >= 1")
 
@@ -121,8 +109,10 @@ def sibling_negatives(groups: np.ndarray, bench: Benchmark) -> TopKNegatives:
                          captions_of_image, np.zeros(captions_of_image.shape, np.float32))
 
 
-def train_synthetic_reranker(options: SyntheticItmOptions) -> FitResult:
-    """Train (or resume) the demo reranker; returns the fit result (``best_dir`` is the checkpoint)."""
+def train_synthetic_reranker(options: SyntheticItmOptions, trainer_config: ItmTrainerConfig,
+                             run_dir: Path) -> FitResult:
+    """Train (or resume) the demo reranker into ``run_dir``; returns the fit result (``best_dir`` is the
+    checkpoint)."""
     train, val = load_split(options, "train"), subset(load_split(options, "val"), options.val_images)
     spec = ItmModelSpec(vision_provider="conv_grid", feature_dim=options.grid.feature_dim,
                         image_size=options.grid.image_size, num_layers=options.num_layers,
@@ -131,17 +121,17 @@ def train_synthetic_reranker(options: SyntheticItmOptions) -> FitResult:
                         image_text_hidden_size=options.hidden_size, max_position_embeddings=64, dropout=0.0,
                         cross_attention_frequency=options.cross_attention_frequency,
                         initializer_range=options.initializer_range,
-                        seed=options.trainer.seed)
+                        seed=trainer_config.seed)
     with seeded_torch_rng(spec.seed):  # the model's, then the grid's initialisation, from one seeded stream
         model, processor, _ = build_itm_model_unseeded(spec, caption_words(train))
         grid = ConvGrid(options.grid)
-    trainable = ItmTrainable(model, grid, options.trainer.temperature_init)
-    length = options.trainer.text_max_length
+    trainable = ItmTrainable(model, grid, trainer_config.temperature_init)
+    length = trainer_config.text_max_length
     groups = scene_groups(options, train, "train")
     train_data = training_data(train, processor.tokenizer, processed_pixels(processor.image_processor, train), length,
                                image_group=groups if options.group_batches else None)
     val_data = training_data(val, processor.tokenizer, processed_pixels(processor.image_processor, val), length)
-    trainer = ItmTrainer(trainable, processor, train_data, options.trainer, options.run_dir,
+    trainer = ItmTrainer(trainable, processor, train_data, trainer_config, run_dir,
                          validate=rerank_validator(val_data, val, options.val_depth),
                          topk=sibling_negatives(groups, train))
     result = trainer.fit()

@@ -39,7 +39,7 @@ from eval.runner.outputs import StagedOutputs
 from eval.runner.threads import ThreadSetting, resolve_threads
 from eval.typed_config import to_dict
 from rrbench_base.provenance import provenance
-from rrbench_base.seeded_rng import seeded_torch_rng
+from rrbench_base.global_rng import seeded_torch_rng
 from stage1_dual.config import Stage1Config
 from stage1_dual.pipeline import Stage1Result, run_stage1
 from stage2_rerank.rerank import Reranker, load_reranker

@@ -14,7 +14,7 @@ from open_clip.tokenizer import HFTokenizer
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
-from rrbench_base.seeded_rng import seeded_torch_rng
+from rrbench_base.global_rng import seeded_torch_rng
 from stage1_dual.config import EncoderConfig
 from stage1_dual.encoders.base import (EncoderParts, TorchDualEncoder, resolve_device, resolve_precision,
                                        state_dict_digest)

@@ -9,8 +9,8 @@ Layout of a model directory::
     model.safetensors   every state-dict tensor except the frozen pretrained ones, which are rebuilt
                         from their packages and checked against the recorded weights hash
 
-A training checkpoint (``stage1_dual.training.state``) adds ``optimizer.safetensors`` and
-``trainer_state.json`` to the same directory. Directories are written to a temporary sibling and
+A training checkpoint (``last/`` of ``stage1_dual.training.trainer``) adds ``training_state.safetensors`` and
+``training_state.json`` (``rrbench_base.training_state``) to the same directory. Directories are written to a temporary sibling and
 renamed into place, so a reader never sees a half-written checkpoint.
 
 A directory may also hold ``SHA256SUMS`` (standard ``sha256sum`` output, names relative to the directory,

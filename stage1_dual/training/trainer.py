@@ -2,8 +2,9 @@
 
 Run directory layout::
 
-    <run_dir>/last/        resumable checkpoint (model dir + optimizer/queue/RNG state), updated at the
-                           end of every epoch and every ``checkpoint_every_steps``
+    <run_dir>/last/        resumable checkpoint (model dir + ``rrbench_base.training_state``: optimizer,
+                           queues, hard-negative partners, RNG state, counters), updated at the end of
+                           every epoch and every ``checkpoint_every_steps``
     <run_dir>/best/        model dir with the best ``selection_metric`` on the validation split (the
                            final model when there is no validation split); load it with backend rrbench_dual
     <run_dir>/log.jsonl    one JSON record per line: ``train`` (step, loss, lr, temperature), ``val``
@@ -13,6 +14,11 @@ Each step: batch plan (``training.data``) -> inputs (cached frozen features or l
 all-gather across processes -> multi-positive InfoNCE (+ memory-queue columns) -> backward (plain or
 gradient-cached) -> AdamW step with warm-up + cosine schedule. Resuming from ``last`` replays exactly
 the steps an uninterrupted run would take.
+
+Randomness: initialisation and dropout draw from the trainer's private copy of torch's global RNG
+(``rrbench_base.global_rng``, seeded by ``seed``, saved in ``last``); batch order, augmentation and
+hard-negative mining from generators seeded by ``(seed, epoch, ...)``. The caller's global RNG state is the
+same after training as before.
 """
 
 from __future__ import annotations
@@ -31,7 +37,10 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from stage1_dual.trainable.checkpoint import load_weights_into, read_checkpoint_config, save_model_dir
+from rrbench_base.global_rng import PrivateGlobalRng, cuda_devices_of
+from rrbench_base.training_state import has_training_state, load_training_state, save_training_state
+from stage1_dual.trainable.checkpoint import (load_weights_into, read_checkpoint_config, save_model_dir,
+                                              write_directory_atomically, write_model_files)
 from stage1_dual.trainable.model import DualEncoderModel
 from stage1_dual.trainable.model_config import DualModelConfig, model_config_from_dict
 from stage1_dual.trainable.text_towers import TEXT_TOWER_FITTERS
@@ -45,7 +54,6 @@ from stage1_dual.training.losses import contrastive_loss
 from stage1_dual.training.memory_queue import FeatureQueue
 from stage1_dual.training.optim import lr_factor, parameter_groups, set_learning_rates
 from stage1_dual.training.split_sources import SplitSources, build_split_sources
-from stage1_dual.training.state import STATE_FILE, load_training_checkpoint, save_training_checkpoint
 from stage1_dual.training.validation import ValidationScorer, embed_split, recall_at_k_scorer
 
 log = logging.getLogger(__name__)
@@ -68,7 +76,7 @@ class TrainResult:
 
 
 def _model_config(cfg: TrainConfig, train: TrainingSplit, run_dir: Path, resume: bool) -> DualModelConfig:
-    if resume and (run_dir / LAST / STATE_FILE).is_file():
+    if resume and has_training_state(run_dir / LAST):
         return model_config_from_dict(read_checkpoint_config(run_dir / LAST)["model"])
     if cfg.init_from is not None:
         return model_config_from_dict(read_checkpoint_config(cfg.init_from)["model"])
@@ -77,6 +85,35 @@ def _model_config(cfg: TrainConfig, train: TrainingSplit, run_dir: Path, resume:
     if fit is not None:
         model_cfg.text_tower = fit(model_cfg.text_tower, train.texts)
     return model_cfg
+
+
+def _save_last(directory: Path, model: DualEncoderModel, optimizer: torch.optim.Optimizer,
+               queues: dict[str, FeatureQueue], state: dict[str, Any], rng: PrivateGlobalRng,
+               partner: Optional[np.ndarray], info: dict[str, Any]) -> None:
+    """Model files + training state (queues and hard-negative partners as arrays) into ``directory``, atomically."""
+    arrays = {f"queue/{name}/{key}": value
+              for name, queue in queues.items() for key, value in queue.state_dict().items()}
+    if partner is not None:
+        arrays["partner"] = torch.from_numpy(partner)
+
+    def write(tmp: Path) -> None:
+        write_model_files(model, tmp, info)
+        save_training_state(tmp, optimizer, state, random_states=rng.states(), arrays=arrays)
+
+    write_directory_atomically(directory, write)
+
+
+def _resume(directory: Path, model: DualEncoderModel, optimizer: torch.optim.Optimizer,
+            queues: dict[str, FeatureQueue], rng: PrivateGlobalRng) -> tuple[dict[str, Any], Optional[np.ndarray]]:
+    """Restore weights, optimizer, queues and RNG from a ``last`` checkpoint; ``(counters, partner)``."""
+    load_weights_into(model, directory)
+    loaded = load_training_state(directory, optimizer)
+    for name, queue in queues.items():
+        prefix = f"queue/{name}/"
+        queue.load_state_dict({k[len(prefix):]: v for k, v in loaded.arrays.items() if k.startswith(prefix)})
+    rng.set_states(loaded.random_states)
+    partner = loaded.arrays["partner"].numpy() if "partner" in loaded.arrays else None
+    return loaded.counters, partner
 
 
 def _append_log(path: Path, record: dict[str, Any]) -> None:
@@ -168,10 +205,10 @@ def train_dual_encoder(cfg: TrainConfig, train: TrainingSplit, val: Optional[Tra
     scorer = scorer or recall_at_k_scorer
     log_path = run_dir / LOG_FILE
     model_cfg = _model_config(cfg, train, run_dir, resume)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
+    resuming = resume and has_training_state(run_dir / LAST)
+    with PrivateGlobalRng(cfg.seed).use():
         model = DualEncoderModel(model_cfg)
-        if cfg.init_from is not None and not (resume and (run_dir / LAST / STATE_FILE).is_file()):
+        if cfg.init_from is not None and not resuming:
             load_weights_into(model, cfg.init_from)
             log.info("initialised from %s", cfg.init_from)
         model = model.to(device)
@@ -188,10 +225,10 @@ def train_dual_encoder(cfg: TrainConfig, train: TrainingSplit, val: Optional[Tra
                "texts": FeatureQueue(cfg.queue_size, model_cfg.embed_dim)} if cfg.queue_size else {})
     state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "train_seconds": 0.0,
                              "best_metric": None, "best_metrics": {}, "history": []}
-    arrays: dict[str, torch.Tensor] = {}
-    torch.manual_seed(cfg.seed)
-    if resume and (run_dir / LAST / STATE_FILE).is_file():
-        state, arrays = load_training_checkpoint(run_dir / LAST, model, optimizer, queues)
+    rng = PrivateGlobalRng(cfg.seed, cuda_devices_of(device))
+    partner: Optional[np.ndarray] = None
+    if resuming:
+        state, partner = _resume(run_dir / LAST, model, optimizer, queues, rng)
         log.info("resumed from %s at epoch %d step %d", run_dir / LAST, state["epoch"], state["step_in_epoch"])
     elif skipped:
         _append_log(log_path, {"event": "skipped", "items": skipped})
@@ -199,7 +236,6 @@ def train_dual_encoder(cfg: TrainConfig, train: TrainingSplit, val: Optional[Tra
     step = _Step(wrapped, optimizer, accelerator, cfg, queues)
     steps_per_epoch = len(plan_epoch(train_sources.split, cfg.batch_size, cfg.captions_per_image, cfg.seed, 0))
     total_steps = cfg.epochs * steps_per_epoch
-    partner = arrays["partner"].numpy() if "partner" in arrays else None
     info = {"train_config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)),
             "train_images": len(train_sources.split.images), "train_texts": len(train_sources.split.texts)}
     stopped_early = stop_requested = False
@@ -207,65 +243,65 @@ def train_dual_encoder(cfg: TrainConfig, train: TrainingSplit, val: Optional[Tra
 
     def save_last() -> None:
         state["train_seconds"] = time.perf_counter() - start
-        extra = {"partner": torch.from_numpy(partner)} if partner is not None else {}
         if accelerator.is_main_process:
-            save_training_checkpoint(run_dir / LAST, model, optimizer, queues, state, extra, info)
+            _save_last(run_dir / LAST, model, optimizer, queues, state, rng, partner, info)
 
-    while state["epoch"] < cfg.epochs and not stopped_early:
-        epoch = state["epoch"]
-        hard = cfg.hard_negatives
-        mining = hard.enabled and epoch >= hard.start_epoch
-        if mining and state["step_in_epoch"] == 0 and (epoch - hard.start_epoch) % hard.refresh_every_epochs == 0:
-            partner = _mine_partners(model, train_sources, cfg, epoch, device)
-        plan = plan_epoch(train_sources.split, cfg.batch_size, cfg.captions_per_image, cfg.seed, epoch,
-                          partner if mining else None, hard.fraction if mining else 0.0)
-        plan_start = state["step_in_epoch"]
-        plan = plan[plan_start:]
-        wrapped.train()
-        inputs = zip(plan, train_sources.images.iterate([b.images for b in plan], epoch, True),
-                     train_sources.texts.iterate([b.texts for b in plan], epoch, True))
-        bar = tqdm(inputs, total=len(plan), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step")
-        for batch, image_features, text_features in bar:
-            lr = set_learning_rates(optimizer, lr_factor(state["global_step"], total_steps, cfg.warmup_steps,
-                                                         cfg.min_lr_ratio))
-            record = step(batch, image_features, text_features)
-            state["global_step"] += 1
-            state["step_in_epoch"] += 1
-            bar.set_postfix(loss=f"{record['loss']:.3f}")
-            if state["global_step"] % cfg.log_every_steps == 0 and accelerator.is_main_process:
-                _append_log(log_path, {"event": "train", "epoch": epoch, "step": state["global_step"], "lr": lr,
-                                       **record, "seconds": round(time.perf_counter() - start, 2)})
-            if cfg.checkpoint_every_steps and state["global_step"] % cfg.checkpoint_every_steps == 0:
-                save_last()
-            if (cfg.max_train_seconds and time.perf_counter() - start > cfg.max_train_seconds) or (
-                    cfg.max_steps and state["global_step"] >= cfg.max_steps):
-                stop_requested = True
-                break
-        bar.close()
-        if state["step_in_epoch"] >= plan_start + len(plan):
-            state["epoch"] += 1
-            state["step_in_epoch"] = 0
-        stopped_early = stop_requested and state["epoch"] < cfg.epochs
-        final = state["epoch"] >= cfg.epochs or stopped_early
-        if final or (epoch + 1) % cfg.validate_every_epochs == 0:
-            metrics = _validate(model, val_sources, cfg, scorer, device)
-            value = metrics.get(cfg.selection_metric)
-            if metrics and value is None:
-                raise ValueError(f"selection_metric {cfg.selection_metric!r} not among validation metrics "
-                                 f"{sorted(metrics)}")
-            improved = value is not None and (state["best_metric"] is None or value > state["best_metric"])
-            record = {"event": "val", "epoch": epoch, "step": state["global_step"], **metrics, "best": improved,
-                      "seconds": round(time.perf_counter() - start, 2),
-                      "process_cpu_seconds": round(time.process_time(), 2)}
-            state["history"].append(record)
-            if accelerator.is_main_process:
-                _append_log(log_path, record)
-            if improved:
-                state["best_metric"], state["best_metrics"] = value, metrics
+    with rng.use():  # dropout (and anything else drawing from torch's global RNG) in the loop
+        while state["epoch"] < cfg.epochs and not stopped_early:
+            epoch = state["epoch"]
+            hard = cfg.hard_negatives
+            mining = hard.enabled and epoch >= hard.start_epoch
+            if mining and state["step_in_epoch"] == 0 and (epoch - hard.start_epoch) % hard.refresh_every_epochs == 0:
+                partner = _mine_partners(model, train_sources, cfg, epoch, device)
+            plan = plan_epoch(train_sources.split, cfg.batch_size, cfg.captions_per_image, cfg.seed, epoch,
+                              partner if mining else None, hard.fraction if mining else 0.0)
+            plan_start = state["step_in_epoch"]
+            plan = plan[plan_start:]
+            wrapped.train()
+            inputs = zip(plan, train_sources.images.iterate([b.images for b in plan], epoch, True),
+                         train_sources.texts.iterate([b.texts for b in plan], epoch, True))
+            bar = tqdm(inputs, total=len(plan), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step")
+            for batch, image_features, text_features in bar:
+                lr = set_learning_rates(optimizer, lr_factor(state["global_step"], total_steps, cfg.warmup_steps,
+                                                             cfg.min_lr_ratio))
+                record = step(batch, image_features, text_features)
+                state["global_step"] += 1
+                state["step_in_epoch"] += 1
+                bar.set_postfix(loss=f"{record['loss']:.3f}")
+                if state["global_step"] % cfg.log_every_steps == 0 and accelerator.is_main_process:
+                    _append_log(log_path, {"event": "train", "epoch": epoch, "step": state["global_step"], "lr": lr,
+                                           **record, "seconds": round(time.perf_counter() - start, 2)})
+                if cfg.checkpoint_every_steps and state["global_step"] % cfg.checkpoint_every_steps == 0:
+                    save_last()
+                if (cfg.max_train_seconds and time.perf_counter() - start > cfg.max_train_seconds) or (
+                        cfg.max_steps and state["global_step"] >= cfg.max_steps):
+                    stop_requested = True
+                    break
+            bar.close()
+            if state["step_in_epoch"] >= plan_start + len(plan):
+                state["epoch"] += 1
+                state["step_in_epoch"] = 0
+            stopped_early = stop_requested and state["epoch"] < cfg.epochs
+            final = state["epoch"] >= cfg.epochs or stopped_early
+            if final or (epoch + 1) % cfg.validate_every_epochs == 0:
+                metrics = _validate(model, val_sources, cfg, scorer, device)
+                value = metrics.get(cfg.selection_metric)
+                if metrics and value is None:
+                    raise ValueError(f"selection_metric {cfg.selection_metric!r} not among validation metrics "
+                                     f"{sorted(metrics)}")
+                improved = value is not None and (state["best_metric"] is None or value > state["best_metric"])
+                record = {"event": "val", "epoch": epoch, "step": state["global_step"], **metrics, "best": improved,
+                          "seconds": round(time.perf_counter() - start, 2),
+                          "process_cpu_seconds": round(time.process_time(), 2)}
+                state["history"].append(record)
                 if accelerator.is_main_process:
-                    save_model_dir(model, run_dir / BEST, {**info, "epoch": epoch, "step": state["global_step"],
-                                                           "val_metrics": metrics})
-        save_last()
+                    _append_log(log_path, record)
+                if improved:
+                    state["best_metric"], state["best_metrics"] = value, metrics
+                    if accelerator.is_main_process:
+                        save_model_dir(model, run_dir / BEST, {**info, "epoch": epoch, "step": state["global_step"],
+                                                               "val_metrics": metrics})
+            save_last()
     if val_sources is None and accelerator.is_main_process:
         save_model_dir(model, run_dir / BEST, {**info, "step": state["global_step"]})
     if accelerator.is_main_process:

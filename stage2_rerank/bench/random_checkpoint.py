@@ -30,7 +30,7 @@ from transformers import (
 )
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
-from rrbench_base.seeded_rng import seeded_torch_rng
+from rrbench_base.global_rng import seeded_torch_rng
 from stage2_rerank.training.model_spec import word_vocab
 
 def blip2_itm_vit_g_config(image_size: int = 224) -> Blip2Config:

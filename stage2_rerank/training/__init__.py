@@ -4,7 +4,7 @@
   its Q-Former optionally initialised from BERT (``bert_init``);
 - :class:`ItmTrainable` / :class:`ItmTrainingData` (``trainable``), losses (``losses``, ``listwise``), hard
   negatives (``hard_negatives``), :class:`ItmTrainer` with :class:`ItmTrainerConfig` (``trainer``, ``config``),
-  resumable state (``state``), checkpoints the ``blip2_itm`` backend loads (``checkpoint``);
+  resumable state (``rrbench_base.training_state``), checkpoints the ``blip2_itm`` backend loads (``checkpoint``);
 - :class:`FeatureStore` (precomputed vision features, ``feature_store``) and in-memory validation
   (``validation``).
 

@@ -21,13 +21,14 @@ class ItmTrainerConfig:
         itm_batch_size: ITM on only this many of the batch's rows (3x as many pairs), ITC and in-batch
             negatives still on all ``batch_size`` (``None``: all rows). ITM cost grows with it, ITC quality
             with ``batch_size``.
-        lr: peak AdamW learning rate of the Q-Former and heads.
-        vision_lr: learning rate of a trainable vision module (``None``: ``lr``); ignored for cached features.
+        learning_rate: peak AdamW learning rate of the Q-Former and heads.
+        vision_learning_rate: learning rate of a trainable vision module (``None``: ``learning_rate``);
+            ignored for cached features.
         weight_decay: AdamW decoupled weight decay (not applied to biases, norms, embeddings, query tokens,
             temperature).
-        warmup_steps: linear warm-up from 0 to ``lr``.
+        warmup_steps: linear warm-up from 0 to ``learning_rate``.
         schedule: after warm-up, ``cosine`` decay to 0 at the last step, or ``constant``.
-        grad_clip: max global gradient norm (0 = no clipping).
+        grad_clip_norm: clip the global gradient norm to this (0 = no clipping).
         itc_weight: weight of the ITC loss added to the ITM loss (0 = ITM only).
         temperature_init: initial ITC temperature (BLIP-2: 0.07; learnable, clamped to [0.001, 0.5]).
         negatives: hard-negative source: ``itc`` (in-batch, softmax over the model's ITC similarity, as
@@ -51,16 +52,18 @@ class ItmTrainerConfig:
         list_rows: the listwise loss uses the first this many captions of the batch (2 x rows x size pairs).
         pretrained_lr_scale: learning-rate factor of the parameters initialised from a pretrained checkpoint
             (the trainer's ``pretrained_parameters``, e.g. the MiniLM-initialised layers); fresh parameters
-            (cross-attention, queries, heads) use ``lr``.
+            (cross-attention, queries, heads) use ``learning_rate``.
         steps_per_epoch: cap on the steps of one epoch (``None``: all captions); an epoch then covers the
             first ``steps_per_epoch * batch_size`` captions of its shuffled order.
         text_max_length: caption tokens incl. [CLS]/[SEP] (the reranker's ``text_max_length``).
         seed: seed of the data order, the negative sampling and dropout.
-        save_every_steps: also write the ``last`` checkpoint every this many steps (0 = at epoch ends only).
-        select_metric: key of the ``validate`` result to maximise for the ``best`` checkpoint (``rsum``);
+        checkpoint_every_steps: also write the ``last`` checkpoint every this many steps (0 = at epoch ends only).
+        selection_metric: key of the ``validate`` result to maximise for the ``best`` checkpoint (``rsum``);
             without ``validate``, the last epoch is the best.
-        time_budget_s: stop after the step that crosses this wall time (then validate and save);
-            ``None`` = no limit.
+        max_train_seconds: stop after the step that crosses this wall time of the ``fit`` call (then validate
+            and save ``last``; 0 = no limit).
+        max_steps: stop after this many optimizer steps in total (0 = no limit), then validate and save
+            ``last``; the schedule still spans ``epochs``, so a later run with a larger limit continues it.
         compute_dtype: ``bfloat16`` runs each training step's forward (and so its backward) under
             ``torch.autocast`` in bf16 on the model's device: matrix products in bf16, weights, gradients,
             optimizer state and validation in fp32. On a 2-core CPU with AVX512-BF16 a step of the Flickr8k-lite
@@ -73,12 +76,12 @@ class ItmTrainerConfig:
     epochs: int = 1
     batch_size: int = 32
     itm_batch_size: Optional[int] = None
-    lr: float = 1e-4
-    vision_lr: Optional[float] = None
+    learning_rate: float = 1e-4
+    vision_learning_rate: Optional[float] = None
     weight_decay: float = 0.05
     warmup_steps: int = 100
     schedule: Schedule = "cosine"
-    grad_clip: float = 1.0
+    grad_clip_norm: float = 1.0
     itc_weight: float = 1.0
     temperature_init: float = 0.07
     negatives: NegativeSourceName = "itc"
@@ -93,9 +96,10 @@ class ItmTrainerConfig:
     steps_per_epoch: Optional[int] = None
     text_max_length: int = 35
     seed: int = 0
-    save_every_steps: int = 0
-    select_metric: str = "rsum"
-    time_budget_s: Optional[float] = None
+    checkpoint_every_steps: int = 0
+    selection_metric: str = "rsum"
+    max_train_seconds: float = 0.0
+    max_steps: int = 0
     compute_dtype: ComputeDtype = "float32"
     progress: bool = True
     resume: bool = True
@@ -108,17 +112,18 @@ class ItmTrainerConfig:
             raise ValueError(f"itm_batch_size must be in [1, batch_size={self.batch_size}], got {self.itm_batch_size}")
         if self.batch_size < 2:
             raise ValueError("batch_size must be >= 2 (in-batch negatives)")
-        for name in ("lr", "temperature_init"):
+        for name in ("learning_rate", "temperature_init"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.vision_lr is not None and self.vision_lr <= 0:
-            raise ValueError(f"vision_lr must be > 0, got {self.vision_lr}")
+        if self.vision_learning_rate is not None and self.vision_learning_rate <= 0:
+            raise ValueError(f"vision_learning_rate must be > 0, got {self.vision_learning_rate}")
         if self.list_size < 2:
             raise ValueError(f"list_size must be >= 2, got {self.list_size}")
         if self.listwise_weight > 0 and self.negatives != "topk":
             raise ValueError("listwise_weight > 0 needs negatives='topk' (the lists come from stage-1 top-k)")
-        for name in ("weight_decay", "warmup_steps", "grad_clip", "itc_weight", "listwise_weight", "save_every_steps",
-                     "mined_from_step", "listwise_residual_scale"):
+        for name in ("weight_decay", "warmup_steps", "grad_clip_norm", "itc_weight", "listwise_weight",
+                     "checkpoint_every_steps", "mined_from_step", "listwise_residual_scale", "max_train_seconds",
+                     "max_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.schedule not in ("cosine", "constant"):
@@ -135,7 +140,5 @@ class ItmTrainerConfig:
             raise ValueError(f"mined_fraction must be in [0, 1], got {self.mined_fraction}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
-        if self.time_budget_s is not None and self.time_budget_s <= 0:
-            raise ValueError(f"time_budget_s must be > 0, got {self.time_budget_s}")
-        if not self.select_metric:
-            raise ValueError("select_metric must name a key of the validation result")
+        if not self.selection_metric:
+            raise ValueError("selection_metric must name a key of the validation result")

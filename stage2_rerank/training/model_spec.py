@@ -22,7 +22,7 @@ import torch
 from transformers import (AutoTokenizer, BertTokenizer, Blip2Config, Blip2ForImageTextRetrieval, Blip2Processor,
                           Blip2QFormerConfig, Blip2VisionConfig, BlipImageProcessor)
 
-from rrbench_base.seeded_rng import seeded_torch_rng
+from rrbench_base.global_rng import seeded_torch_rng
 from stage2_rerank.backends.base import RERANKER_PROVIDER_KEY
 from stage2_rerank.training.bert_init import BertInitReport, init_qformer_from_bert, qformer_config_from_bert
 from stage2_rerank.vision.base import square_image_processor
@@ -152,7 +152,7 @@ def build_itm_model_unseeded(spec: ItmModelSpec, words: Sequence[str] | None = N
                              ) -> tuple[Blip2ForImageTextRetrieval, Blip2Processor, Optional[BertInitReport]]:
     """:func:`build_itm_model` drawing its initialisation from torch's global generator as it stands (as any module
     constructor does), for a caller that builds further modules from the same seeded stream inside its own
-    ``rrbench_base.seeded_rng.seeded_torch_rng(spec.seed)``."""
+    ``rrbench_base.global_rng.seeded_torch_rng(spec.seed)``."""
     processor = build_processor(spec, words)
     qformer = _qformer_config(spec, len(processor.tokenizer))
     config = Blip2Config(vision_config=placeholder_vision_config(spec.feature_dim).to_dict(),

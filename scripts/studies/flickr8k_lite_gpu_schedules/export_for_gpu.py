@@ -58,7 +58,7 @@ def main() -> None:
     A, B, C = Path(".gpuA"), Path(".gpuB"), Path(".gpuC")
     for folder in (A, B, C):
         folder.mkdir(exist_ok=True)
-    opts = FlickrItmOptions(run_dir=Path("/tmp/export_unused"))
+    opts = FlickrItmOptions()
     model, processor, report = build_flickr_model(opts)
     processor.save_pretrained(str(C / "ckpt"))
     model.config.save_pretrained(str(C / "ckpt"))

@@ -24,7 +24,7 @@ FEATURES = Path(".cache/rrbench/stage2_train/features")
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     torch.set_num_threads(2)
-    options = FlickrItmOptions(run_dir=Path("/tmp/fit_gap_unused"), init_from=RUN / "best")
+    options = FlickrItmOptions(init_from=RUN / "best")
     model, processor, _ = build_flickr_model(options)
     trainable = ItmTrainable(model)
     stage1 = load_linear_stage1(RUN / "stage1_linear.npz")

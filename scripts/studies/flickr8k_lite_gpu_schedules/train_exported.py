@@ -1,8 +1,8 @@
 """One-off GPU schedule diagnostic (results/flickr8k_lite_gpu_schedules/README.md); not part of the package.
 
-Trains the Flickr8k-lite reranker recipe (``eval/reranker_recipes/flickr8k.py``: ``flickr_trainer_config``, the
+Trains the Flickr8k-lite reranker recipe (``configs/train/stage2_flickr8k_lite.yaml``: its ``trainer``, the
 stand-in stage-1 negatives, val-100 selection) on the folders ``export_for_gpu.py`` writes, once per schedule
-``name:epochs:steps_per_epoch:batch:time_budget_s`` (``steps_per_epoch``: a number, ``full`` = all captions, or
+``name:epochs:steps_per_epoch:batch:max_train_seconds`` (``steps_per_epoch``: a number, ``full`` = all captions, or
 ``auto`` = as many full-data steps as fit 85% of the budget at the previous run's pace); mined negatives from half
 of the planned steps. Each validation also reranks the real stage 1's test top-10 lists (logged as ``test_*``;
 selection stays on the val-100 rsum). Writes ``<name>_log.jsonl`` to OUT_DIR. Runs as the copy that
@@ -27,8 +27,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import Blip2Config, Blip2ForImageTextRetrieval, Blip2Processor
 
+from eval import typed_config
 from eval.reranker_recipes.common import metrics_of_rankings, rerank_validator
-from eval.reranker_recipes.flickr8k import flickr_trainer_config
+from eval.reranker_recipes.training_run import Stage2TrainingRun
 from rrbench_base.candidates import Candidates
 from stage2_rerank.config import FusionConfig
 from stage2_rerank.training.losses import Stage1Embeddings
@@ -37,6 +38,8 @@ from stage2_rerank.training.trainer import ItmTrainer
 from stage2_rerank.training.validation import rerank_in_memory
 
 HERE = Path(__file__).resolve().parent
+RECIPE = typed_config.load_config(
+    Stage2TrainingRun, Path(typed_config.__file__).resolve().parents[1] / "configs/train/stage2_flickr8k_lite.yaml")
 FOLDER_A, FOLDER_B = HERE.parent / ".gpuA", HERE.parent / ".gpuB"
 
 
@@ -45,7 +48,7 @@ def main() -> None:
     parser.add_argument("out", type=Path, metavar="OUT_DIR", help="where the <name>_log.jsonl files go")
     parser.add_argument("device", help="torch device: cuda or cpu")
     parser.add_argument("schedules", nargs="+", metavar="SCHEDULE",
-                        help="name:epochs:steps_per_epoch:batch:time_budget_s")
+                        help="name:epochs:steps_per_epoch:batch:max_train_seconds")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     out, device = args.out, torch.device(args.device)
@@ -131,9 +134,9 @@ def main() -> None:
         steps_per_epoch = None if per_epoch == "full" else int(per_epoch)
         per_epoch_steps = len(train_data.caption_tokens) // int(batch) if steps_per_epoch is None else steps_per_epoch
         planned = per_epoch_steps * int(epochs)
-        config = dataclasses.replace(flickr_trainer_config(), epochs=int(epochs), steps_per_epoch=steps_per_epoch,
-                                     batch_size=int(batch), mined_from_step=planned // 2, time_budget_s=float(budget),
-                                     progress=False)
+        config = dataclasses.replace(RECIPE.trainer, epochs=int(epochs), steps_per_epoch=steps_per_epoch,
+                                     batch_size=int(batch), mined_from_step=planned // 2,
+                                     max_train_seconds=float(budget), progress=False)
         torch.manual_seed(config.seed)
         run = Path("/tmp/gpu_runs") / name
         shutil.rmtree(run, ignore_errors=True)
@@ -144,7 +147,7 @@ def main() -> None:
         began = time.time()
         result = trainer.fit()
         records = [json.loads(line) for line in open(run / "log.jsonl")]
-        train_records = [r for r in records if r["kind"] == "train"]
+        train_records = [r for r in records if r["event"] == "train"]
         pace = (train_records[-1]["seconds"] - train_records[0]["seconds"]) / max(1, len(train_records) - 1)
         seconds_per_step = pace * 1.15  # validations
         print(f"== {name}: {result.steps} steps in {time.time() - began:.1f} s ({pace * 1000:.0f} ms/step incl. "

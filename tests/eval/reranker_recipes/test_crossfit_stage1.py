@@ -59,3 +59,18 @@ def test_same_seed_same_lists_and_another_seed_other_folds(toy_features):
 def test_config_rejects_a_single_fold():
     with pytest.raises(ValueError, match="folds"):
         CrossFitConfig(folds=1)
+
+
+def test_crossfit_leaves_the_callers_global_rng_alone_and_one_seed_gives_one_result(toy_features):
+    config, images, texts, caption_image = toy_features
+    cfg = CrossFitConfig(folds=2, epochs=1, batch_images=8, seed=5)
+    results = []
+    for caller_seed in (11, 12):  # the caller's own global state must not matter either
+        torch.manual_seed(caller_seed)
+        np.random.seed(caller_seed)
+        torch_before, numpy_before = torch.get_rng_state(), np.random.get_state()
+        results.append(crossfit_stage1(config, images, texts, caption_image, cfg))
+        assert torch.equal(torch.get_rng_state(), torch_before)
+        assert np.array_equal(np.random.get_state()[1], numpy_before[1])
+    np.testing.assert_array_equal(results[0].embeddings.text, results[1].embeddings.text)
+    assert results[0].logit_scales == results[1].logit_scales

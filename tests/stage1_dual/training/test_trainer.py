@@ -37,7 +37,7 @@ def test_training_writes_best_last_and_log_and_calls_the_scorer(tmp_path: Path):
     best_info = json.loads((result.best_dir / "config.json").read_text())["info"]
     assert best_info["epoch"] == 0
     assert sorted(p.name for p in result.best_dir.iterdir()) == ["config.json", "model.safetensors"]
-    assert {"optimizer.safetensors", "trainer_state.json"} <= {p.name for p in result.last_dir.iterdir()}
+    assert {"training_state.safetensors", "training_state.json"} <= {p.name for p in result.last_dir.iterdir()}
     assert len(_records(tmp_path / "run", "train")) == result.steps
     assert [r["best"] for r in _records(tmp_path / "run", "val")] == [True, False, False]
 
@@ -68,8 +68,8 @@ def test_memory_queue_training_lowers_the_loss_and_raises_recall(tmp_path: Path)
     cfg = tiny_train_config(epochs=30, queue_size=20, batch_size=10, learning_rate=1e-3, weight_decay=0.0,
                             validate_every_epochs=30)
     result = train_dual_encoder(cfg, split, split, tmp_path / "run")
-    queue = load_file(str(result.last_dir / "optimizer.safetensors"))
-    assert queue["queue.images.embeddings"].shape == (20, 16) and queue["queue.texts.keys"].shape == (20,)
+    queue = load_file(str(result.last_dir / "training_state.safetensors"))
+    assert queue["array/queue/images/embeddings"].shape == (20, 16) and queue["array/queue/texts/keys"].shape == (20,)
     losses = [r["loss"] for r in _records(tmp_path / "run", "train")]
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0
     final = result.history[-1]
@@ -96,3 +96,33 @@ def test_training_split_validates_positions(tmp_path: Path):
     assert subset.texts == split.texts[0:2] + split.texts[4:6]
     assert subset.text_image.tolist() == [1, 1, 0, 0]
     assert [list(t) for t in subset.image_texts] == [[2, 3], [0, 1]]
+
+
+def test_training_leaves_the_callers_global_rng_alone_and_one_seed_gives_one_run(tmp_path: Path):
+    """Dropout and augmentation on: initialisation and dropout draw from the trainer's own RNG copy."""
+    split = toy_split(tmp_path / "images")
+    settings = dict(model=tiny_model_config(dropout=0.2), epochs=2,
+                    augmentation=AugmentationConfig(enabled=True, min_crop_scale=0.5, flip=True))
+    losses = []
+    for name in ("a", "b"):
+        torch.manual_seed(4321)
+        np.random.seed(7)
+        torch_before, numpy_before = torch.get_rng_state(), np.random.get_state()
+        train_dual_encoder(tiny_train_config(**settings), split, split, tmp_path / name)
+        numpy_after = np.random.get_state()
+        assert torch.equal(torch.get_rng_state(), torch_before)
+        assert np.array_equal(numpy_after[1], numpy_before[1]) and numpy_after[2:] == numpy_before[2:]
+        losses.append([r["loss"] for r in _records(tmp_path / name, "train")])
+    assert losses[0] == losses[1] and len(set(losses[0])) == len(losses[0])
+    weights = [load_file(str(tmp_path / name / "last" / "model.safetensors")) for name in ("a", "b")]
+    assert all(torch.equal(value, weights[1][key]) for key, value in weights[0].items())
+
+
+def test_a_stage1_training_state_of_the_older_layout_is_refused_by_name(tmp_path: Path):
+    split = toy_split(tmp_path / "images")
+    last = tmp_path / "run" / "last"
+    last.mkdir(parents=True)
+    for name in ("optimizer.safetensors", "trainer_state.json"):
+        (last / name).write_text("{}")
+    with pytest.raises(ValueError, match="older rrbench.*--no-resume"):
+        train_dual_encoder(tiny_train_config(epochs=1), split, None, tmp_path / "run")

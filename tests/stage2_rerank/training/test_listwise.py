@@ -95,7 +95,7 @@ def test_trainer_adds_the_listwise_loss_and_it_falls(tmp_path):
     torch.manual_seed(0)
     trainable, processor = tiny_trainable()
     data = tiny_feature_data(processor, n_images=6, per_image=2)
-    config = ItmTrainerConfig(epochs=1, batch_size=4, steps_per_epoch=None, lr=3e-3, warmup_steps=0,
+    config = ItmTrainerConfig(epochs=1, batch_size=4, steps_per_epoch=None, learning_rate=3e-3, warmup_steps=0,
                               itc_weight=0.0, negatives="topk", listwise_weight=1.0, list_size=3, list_rows=4,
                               schedule="constant", progress=False, seed=3)
     trainer = ItmTrainer(trainable, processor, data, config, tmp_path, topk=_topk(data, depth=4))

@@ -27,7 +27,7 @@ def test_same_seed_same_weights_and_the_global_state_is_unchanged():
 
 
 def test_unseeded_builder_inside_a_seeded_scope_gives_the_seeded_weights_and_continues_the_stream():
-    from rrbench_base.seeded_rng import seeded_torch_rng
+    from rrbench_base.global_rng import seeded_torch_rng
     from stage2_rerank.training.model_spec import build_itm_model_unseeded
 
     seeded, _, _ = build_itm_model(tiny_spec(), WORDS)

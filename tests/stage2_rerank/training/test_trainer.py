@@ -23,7 +23,7 @@ from tests.stage2_rerank.training.helpers import tiny_conv_grid_trainable, tiny_
 
 
 def _config(**overrides) -> ItmTrainerConfig:
-    values = dict(epochs=2, batch_size=6, steps_per_epoch=2, lr=1e-3, warmup_steps=1, progress=False, seed=5)
+    values = dict(epochs=2, batch_size=6, steps_per_epoch=2, learning_rate=1e-3, warmup_steps=1, progress=False, seed=5)
     values.update(overrides)
     return ItmTrainerConfig(**values)
 
@@ -71,14 +71,15 @@ def _run_log(run_dir) -> list[dict]:
 def test_resume_takes_exactly_the_steps_of_an_uninterrupted_run(tmp_path):
     trainable, processor = tiny_trainable()
     ItmTrainer(trainable, processor, tiny_feature_data(processor), _config(), tmp_path / "straight").fit()
-    straight = [r for r in _run_log(tmp_path / "straight") if r["kind"] == "train"]
+    straight = [r for r in _run_log(tmp_path / "straight") if r["event"] == "train"]
 
     first, processor = tiny_trainable()
-    interrupted = ItmTrainer(first, processor, tiny_feature_data(processor), _config(), tmp_path / "resumed")
-    assert interrupted.fit(max_steps=3).stopped_early  # stops mid-epoch 2
+    interrupted = ItmTrainer(first, processor, tiny_feature_data(processor), _config(max_steps=3),
+                             tmp_path / "resumed")
+    assert interrupted.fit().stopped_early  # stops mid-epoch 2
     second, processor = tiny_trainable()  # a fresh process: same init, then resume from last/
     result = ItmTrainer(second, processor, tiny_feature_data(processor), _config(), tmp_path / "resumed").fit()
-    resumed = [r for r in _run_log(tmp_path / "resumed") if r["kind"] == "train"]
+    resumed = [r for r in _run_log(tmp_path / "resumed") if r["event"] == "train"]
 
     assert result.steps == 4 and len(straight) == 4 and [r["step"] for r in resumed] == [1, 2, 3, 4]
     for a, b in zip(straight, resumed):
@@ -97,11 +98,11 @@ def test_best_checkpoint_follows_the_validation_metric(tmp_path):
     assert result.best_metrics == {"rsum": 3.0, "other": 0.0}
     assert read_checkpoint_info(result.best_dir)["step"] == 2
     assert read_checkpoint_info(result.last_dir)["step"] == 4
-    val = [r for r in _run_log(tmp_path) if r["kind"] == "val"]
+    val = [r for r in _run_log(tmp_path) if r["event"] == "val"]
     assert [(r["step"], r["best"]) for r in val] == [(2, True), (4, False)]
 
 
-def test_unknown_select_metric_is_an_error(tmp_path):
+def test_unknown_selection_metric_is_an_error(tmp_path):
     trainable, processor = tiny_trainable()
     trainer = ItmTrainer(trainable, processor, tiny_feature_data(processor), _config(epochs=1), tmp_path,
                          validate=lambda model: {"t2i/R@1": 1.0})
@@ -130,7 +131,7 @@ def test_trained_efficientnet_checkpoint_reloads_through_load_reranker(tmp_path,
     captions = make_captions(2 * len(tiny_images), seed=3)
     data = ItmTrainingData(features, tokenize_captions(processor.tokenizer, captions, 35),
                            np.repeat(np.arange(len(tiny_images)), 2), processor.tokenizer.pad_token_id)
-    ItmTrainer(trainable, processor, data, _config(epochs=1, lr=1e-2), tmp_path).fit()
+    ItmTrainer(trainable, processor, data, _config(epochs=1, learning_rate=1e-2), tmp_path).fit()
     reranker = _reload_and_compare(tmp_path, trainable, data, tiny_images, captions)
     assert reranker.model.vision.identity.startswith("efficientnet_lite0|64px")  # provider named by the checkpoint
 
@@ -143,7 +144,7 @@ def test_trained_conv_grid_checkpoint_reloads_through_load_reranker(tmp_path, ti
     data = ItmTrainingData(pixels, tokenize_captions(processor.tokenizer, captions, 35),
                            np.repeat(np.arange(len(tiny_images)), 2), processor.tokenizer.pad_token_id)
     before = trainable.vision.project.weight.detach().clone()
-    ItmTrainer(trainable, processor, data, _config(epochs=1, lr=1e-2), tmp_path).fit()
+    ItmTrainer(trainable, processor, data, _config(epochs=1, learning_rate=1e-2), tmp_path).fit()
     assert not torch.equal(before, trainable.vision.project.weight)  # the CNN trained jointly
     reranker = _reload_and_compare(tmp_path, trainable, data, tiny_images, captions)
     assert reranker.model.vision.identity.startswith("conv_grid|")
@@ -196,3 +197,65 @@ def test_bfloat16_loss_is_close_to_the_fp32_loss_of_the_same_batch(tmp_path):
 def test_compute_dtype_is_validated():
     with pytest.raises(ValueError, match="compute_dtype"):
         ItmTrainerConfig(compute_dtype="float16")
+
+
+def _global_states():
+    return torch.get_rng_state(), np.random.get_state()
+
+
+def _same_global_states(a, b) -> bool:
+    return torch.equal(a[0], b[0]) and a[1][0] == b[1][0] and np.array_equal(a[1][1], b[1][1]) and a[1][2:] == b[1][2:]
+
+
+def test_training_leaves_the_callers_global_rng_alone_and_one_seed_gives_one_run(tmp_path):
+    """Dropout is on (tiny Q-Former, 0.1): the trainer draws from its own copy of the global RNG."""
+    runs = []
+    for name in ("a", "b"):
+        trainable, processor = tiny_trainable()
+        data = tiny_feature_data(processor)
+        torch.manual_seed(1234)
+        np.random.seed(99)
+        before = _global_states()
+        result = ItmTrainer(trainable, processor, data, _config(), tmp_path / name).fit()
+        assert _same_global_states(before, _global_states())
+        runs.append(([r["loss"] for r in _run_log(tmp_path / name) if r["event"] == "train"], trainable, result))
+    (losses_a, model_a, _), (losses_b, model_b, _) = runs
+    assert losses_a == losses_b and len(set(losses_a)) == 4
+    for (name, p), q in zip(model_a.named_parameters(), model_b.parameters()):
+        assert torch.equal(p, q), name
+
+
+def test_caller_draws_between_steps_do_not_shift_the_dropout_stream(tmp_path):
+    losses = []
+    for name, draw_between in (("quiet", False), ("noisy", True)):
+        trainable, processor = tiny_trainable()
+        trainer = ItmTrainer(trainable, processor, tiny_feature_data(processor), _config(), tmp_path / name)
+        steps = []
+        for _ in range(3):
+            steps.append(trainer.train_step(torch.arange(6))["loss"])
+            if draw_between:
+                torch.rand(1000)
+        losses.append(steps)
+    assert losses[0] == losses[1]
+
+
+def test_max_steps_stops_validates_and_a_larger_limit_continues_the_run(tmp_path):
+    trainable, processor = tiny_trainable()
+    data = tiny_feature_data(processor)
+    first = ItmTrainer(trainable, processor, data, _config(max_steps=3), tmp_path).fit()
+    assert first.stopped_early and first.steps == 3
+    assert [r["step"] for r in _run_log(tmp_path) if r["event"] == "val"] == [2, 3]
+    second = ItmTrainer(trainable, processor, data, _config(max_steps=10), tmp_path).fit()
+    assert not second.stopped_early and second.steps == 4
+
+
+def test_the_shipped_demo_checkpoint_written_with_the_former_trainer_names_still_loads():
+    from pathlib import Path
+
+    from stage2_rerank.training.checkpoint import load_itm_checkpoint
+
+    demo = Path(__file__).resolve().parents[3] / "results" / "demo" / "models" / "stage2"
+    trainer = read_checkpoint_info(demo)["trainer"]  # provenance as it was written: read, never parsed into a config
+    assert trainer["lr"] == 0.003 and "learning_rate" not in trainer
+    trainable, processor = load_itm_checkpoint(demo)
+    assert trainable.vision is not None and processor.tokenizer is not None

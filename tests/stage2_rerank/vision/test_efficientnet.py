@@ -25,7 +25,7 @@ def _images() -> list[Image.Image]:
 
 
 def _provider_from_saved(tmp_path, grid_image_size):
-    _, processor, _ = build_flickr_model(FlickrItmOptions(run_dir=tmp_path, grid_image_size=grid_image_size))
+    _, processor, _ = build_flickr_model(FlickrItmOptions(grid_image_size=grid_image_size))
     processor.save_pretrained(tmp_path / "ckpt")
     loaded = Blip2Processor.from_pretrained(str(tmp_path / "ckpt"), local_files_only=True)
     return efficientnet_lite0_provider(ProviderSource(torch.device("cpu"), torch.float32, "test", processor=loaded))
@@ -50,9 +50,9 @@ def test_grid_follows_the_saved_processor_size(tmp_path):
 @pytest.mark.parametrize("bad", [100, 0])
 def test_grid_image_size_must_be_a_multiple_of_32(tmp_path, bad):
     with pytest.raises(ValueError, match="multiple of 32"):
-        FlickrItmOptions(run_dir=tmp_path, grid_image_size=bad)
+        FlickrItmOptions(grid_image_size=bad)
 
 
 def test_grid_image_size_is_not_for_the_ensemble_grid(tmp_path):
     with pytest.raises(ValueError, match="single-network"):
-        FlickrItmOptions(run_dir=tmp_path, provider="efficientnet_lite0+lite2", grid_image_size=448)
+        FlickrItmOptions(provider="efficientnet_lite0+lite2", grid_image_size=448)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rrbench_base.seeded_rng import seeded_torch_rng
+from rrbench_base.global_rng import seeded_torch_rng
 
 
 def test_block_draws_the_seeded_stream_and_the_caller_state_is_restored():
