@@ -7,7 +7,9 @@ Public API, importable from ``eval`` (resolved on first use, PEP 562, so ``impor
   :func:`image_to_text_metrics`, :func:`recall_curves`, :func:`rsum`;
 - experiments: :func:`load_experiment` (YAML + ``key=value`` overrides -> :class:`ExperimentConfig`),
   :func:`run_experiment` (-> the results directory), :func:`direction_data` (a stage-1 result -> per-direction
-  :class:`DirectionData` with relevance).
+  :class:`DirectionData` with relevance);
+- analysis (``eval.analysis``): :class:`AnalysisConfig`, :func:`analyse` (significance, ceilings, win/loss, depth
+  recommendation from per-query values), :func:`query_values`, :func:`read_per_query` (a run's ``per_query.npz``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ import importlib
 from typing import Any
 
 _EXPORTS: dict[str, str] = {
+    "AnalysisConfig": "eval.analysis",
+    "analyse": "eval.analysis",
+    "query_values": "eval.analysis",
+    "read_per_query": "eval.analysis",
     "Benchmark": "eval.data.benchmark",
     "CaptionItem": "eval.data.benchmark",
     "ImageItem": "eval.data.benchmark",
