@@ -4,8 +4,9 @@ stage), because ``stage1_dual`` and ``stage2_rerank`` may not import each other 
 Public API (each name is imported from its module on first use, so importing the package stays light):
 - :class:`Candidates`: a direction's ranked candidate lists (ids, scores, query positions, direction), immutable;
   passed from stage 1 through stage 2 to the metrics;
-- :func:`provenance` / :func:`describe`: the record of a run (config or command, seed, versions, git, hardware,
-  threads, time) in results.json, competition output and benchmark reports;
+- ``rrbench_base.provenance.provenance`` (not exported here: the module has its name) and :func:`describe`: the
+  record of a run (config or command, seed, versions, git, hardware, threads, time) in results.json, competition
+  output and benchmark reports;
 - :class:`ConfigFieldError` (a config check naming its dotted key), :func:`path_note` (how config paths resolve);
 - :class:`ImageRef`, :class:`BadImageError`, :func:`as_image_ref` / :func:`as_image_refs` (dataset items, PIL images
   or paths as image references);
@@ -35,7 +36,6 @@ _EXPORTS = {
     "as_image_ref": "rrbench_base.image_refs",
     "as_image_refs": "rrbench_base.image_refs",
     "describe": "rrbench_base.provenance",
-    "provenance": "rrbench_base.provenance",
     "TrainingState": "rrbench_base.training_state",
     "TrainingStateError": "rrbench_base.training_state",
     "has_training_state": "rrbench_base.training_state",

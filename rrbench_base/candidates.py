@@ -2,9 +2,9 @@
 
 Imports nothing heavy (numpy and dataclasses only), so every layer can hold one: stage 1 produces it
 (``stage1_dual.retrieve.search_candidates``), stage-2 training validation and benchmarks build it from a
-similarity matrix, the experiment runner and competition mode keep it, and stage 2 scores it
-(``stage2_rerank.types.CandidateList`` is the structural protocol of what stage 2 reads, so eval's own
-per-direction records pass too). Immutable: the dataclass is frozen and its arrays are read-only copies;
+similarity matrix, the experiment runner (``eval.runner.cells.DirectionData``) and competition mode
+(``eval.competition.retrieval.TaskRanking``) hold it beside what evaluation adds, and stage 2 scores it
+(``stage2_rerank.Reranker.score_candidates``). Immutable: the dataclass is frozen and its arrays are read-only copies;
 derive new lists with :meth:`Candidates.select_queries`.
 """
 

@@ -4,7 +4,7 @@ Public API (inference only; training lives in ``stage2_rerank.training``, benchm
 - :class:`RerankerConfig` / :class:`FusionConfig` / :class:`FusionParameters` (``stage2:`` YAML key, fusion settings);
 - :func:`load_reranker` (backends in ``BACKENDS``, vision providers in ``VISION_PROVIDERS``) -> :class:`Reranker`,
   whose ``score_pairs`` returns :class:`PairScores` (with :class:`RerankStats`) and ``score_candidates`` scores
-  candidate lists (:class:`CandidateList`, e.g. ``rrbench_base.candidates.Candidates``) -> :class:`RerankedCandidates`;
+  candidate lists (``rrbench_base.candidates.Candidates``, also exported here) -> :class:`RerankedCandidates`;
   images may be dataset items, PIL images or file paths (:func:`as_image_refs`);
 - :func:`collect_candidate_pairs` / :func:`gather_candidate_scores`: candidate lists of both directions ->
   distinct pairs (:class:`CandidatePairs`) -> per-query :class:`CandidateScores`;
@@ -49,7 +49,7 @@ _EXPORTS: dict[str, str] = {
     "VisionFeatureProvider": "stage2_rerank.protocols",
     "Reranker": "stage2_rerank.rerank",
     "load_reranker": "stage2_rerank.rerank",
-    "CandidateList": "stage2_rerank.types",
+    "Candidates": "rrbench_base.candidates",
     "CandidatePairs": "stage2_rerank.types",
     "CandidateScores": "stage2_rerank.types",
     "OomEvent": "stage2_rerank.types",

@@ -6,7 +6,7 @@ distinct (image, caption) pair once (a pair in both directions' lists is scored 
 index arrays that map every candidate slot to its row in ``pairs``. :func:`gather_candidate_scores` turns
 row-aligned pair scores into per-query ``[Q, depth]`` :class:`~stage2_rerank.fusion.CandidateScores`.
 Negative candidate ids (FAISS's "no result") map to row -1 and get NaN scores. :func:`score_candidate_lists`
-is the whole collect -> score -> gather sequence over :class:`~stage2_rerank.types.CandidateList` objects, with
+is the whole collect -> score -> gather sequence over :class:`~rrbench_base.candidates.Candidates` objects, with
 the scoring function passed in (``Reranker.score_candidates`` and in-memory training validation use it).
 """
 
@@ -16,7 +16,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from stage2_rerank.types import CandidateList, CandidatePairs, CandidateScores, RerankedCandidates, RerankStats
+from rrbench_base.candidates import Candidates
+from stage2_rerank.types import CandidatePairs, CandidateScores, RerankedCandidates, RerankStats
 
 PairScorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, Optional[RerankStats]]]
 """Pairs int64 ``[P, 2]`` -> (itm_logits ``[P, 2]``, itc ``[P]``, stats or None)."""
@@ -73,23 +74,26 @@ def gather_candidate_scores(itm_logits: np.ndarray, itc: np.ndarray, rows: np.nd
     return CandidateScores(itm_logits=logits.astype(np.float32), itc=sims.astype(np.float32))
 
 
-def _ids_and_queries(candidates: CandidateList | np.ndarray | None, direction: str
+def _ids_and_queries(candidates: Candidates | np.ndarray | None, direction: str
                      ) -> tuple[np.ndarray | None, np.ndarray | None]:
     if candidates is None:
         return None, None
     if isinstance(candidates, np.ndarray):  # plain ids [Q, N]: query rows are positions 0..Q-1
         return candidates, None
-    if getattr(candidates, "direction", None) not in (None, direction):
+    if not isinstance(candidates, Candidates):
+        raise TypeError(f"{direction} candidates must be rrbench_base.candidates.Candidates or an int ids array "
+                        f"[Q, N], got {type(candidates).__name__}")
+    if candidates.direction != direction:
         raise ValueError(f"a {candidates.direction} candidate list was passed as {direction}")
     return candidates.ids, candidates.query_positions
 
 
-def score_candidate_lists(score: PairScorer, t2i: CandidateList | np.ndarray | None,
-                          i2t: CandidateList | np.ndarray | None, depth: int) -> RerankedCandidates:
+def score_candidate_lists(score: PairScorer, t2i: Candidates | np.ndarray | None,
+                          i2t: Candidates | np.ndarray | None, depth: int) -> RerankedCandidates:
     """Collect the distinct pairs of the first ``depth`` candidates of ``t2i`` and ``i2t``, score each once with
     ``score``, and gather the scores back per direction (see the module doc).
 
-    Each list is a :class:`~stage2_rerank.types.CandidateList`, a plain int ids array ``[Q, N]`` (query rows =
+    Each list is a :class:`~rrbench_base.candidates.Candidates`, a plain int ids array ``[Q, N]`` (query rows =
     positions ``0..Q-1``), or None (that direction's scores are None). Raises ValueError when a list's
     ``direction`` is not the slot it was passed in."""
     t2i_ids, t2i_queries = _ids_and_queries(t2i, "t2i")

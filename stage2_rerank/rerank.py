@@ -38,7 +38,8 @@ from stage2_rerank.content_identity import library_versions
 from stage2_rerank.pair_batching import run_adaptive_batches
 from stage2_rerank.pair_scoring import score_missing_pairs
 from stage2_rerank.protocols import RerankInputError
-from stage2_rerank.types import CandidateList, PairScores, RerankedCandidates, RerankStats
+from rrbench_base.candidates import Candidates
+from stage2_rerank.types import PairScores, RerankedCandidates, RerankStats
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +161,8 @@ class Reranker:
         return features
 
     def score_candidates(self, images: Sequence[Any], captions: Sequence[str],
-                         t2i: Optional[CandidateList | np.ndarray],
-                         i2t: Optional[CandidateList | np.ndarray], depth: int, progress: bool = True
+                         t2i: Optional[Candidates | np.ndarray],
+                         i2t: Optional[Candidates | np.ndarray], depth: int, progress: bool = True
                          ) -> RerankedCandidates:
         """Stage-2 scores of the first ``depth`` candidates of ``t2i`` and/or ``i2t`` (either may be None; a plain
         ids array ``[Q, N]`` means queries ``0..Q-1``; see ``candidate_pairs.score_candidate_lists``).

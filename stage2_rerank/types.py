@@ -4,15 +4,13 @@
 - :class:`RerankStats` / :class:`PairScores`: what ``Reranker.score_pairs`` did and returned;
 - :class:`CandidatePairs`: the distinct pairs of both directions' candidate lists (``candidate_pairs``);
 - :class:`CandidateScores`: stage-2 scores of each query's first K candidates (what ``fusion`` fuses);
-- :class:`CandidateList`: what stage 2 reads of a candidate list (``rrbench_base.candidates.Candidates``, the
-  pipeline's candidate-list type, is one);
 - :class:`RerankedCandidates`: what ``Reranker.score_candidates`` returns (scores per direction, pairs, stats).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Protocol, runtime_checkable
+from typing import Optional
 
 import numpy as np
 
@@ -124,28 +122,6 @@ class CandidateScores:
         if k > self.itc.shape[1]:
             raise ValueError(f"stage-2 scores cover {self.itc.shape[1]} candidates per query, depth {k} asked")
         return CandidateScores(self.itm_logits[:, :k], self.itc[:, :k])
-
-
-@runtime_checkable
-class CandidateList(Protocol):
-    """Ranked candidates of one direction, as stage 2 reads them (structural: any object with these attributes).
-
-    ``direction``: ``t2i`` (queries = captions, ids = image positions) or ``i2t`` (queries = images, ids =
-    caption positions); ``ids``: int ``[Q, N]`` best first, -1 = none; ``scores``: float ``[Q, N]`` stage-1
-    scores; ``query_positions``: int ``[Q]`` input position of each query row.
-    """
-
-    @property
-    def direction(self) -> str: ...
-
-    @property
-    def ids(self) -> np.ndarray: ...
-
-    @property
-    def scores(self) -> np.ndarray: ...
-
-    @property
-    def query_positions(self) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

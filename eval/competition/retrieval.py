@@ -16,6 +16,7 @@ import numpy as np
 
 from eval.competition.task_files import CompetitionTasks
 from eval.metrics import hits_multi_relevant, ranking_metrics
+from rrbench_base.candidates import Candidates
 from stage1_dual.config import Stage1Config
 from stage1_dual.pipeline import encode_with_cache
 from stage1_dual.protocols import DualEncoder
@@ -29,26 +30,36 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TaskRanking:
-    """The ranking of one task (immutable; a ``stage2_rerank.types.CandidateList`` as stage 1 left it).
+    """The ranking of one task (immutable).
 
     Attributes:
         name: ``task1`` (text to image) or ``task2`` (image to text).
-        direction: ``t2i`` or ``i2t``.
-        query_positions: int64 ``[Q]`` positions of the answered queries in the task's query list
-            (skipped query images are absent).
-        ids: int64 ``[Q, N]`` gallery positions, best first (-1 = none).
-        scores: float32 ``[Q, N]`` stage-1 scores in stage-1 order (before any rerank).
+        candidates: stage 1's lists (``rrbench_base.candidates.Candidates``: direction, ids int64 ``[Q, N]``, stage-1
+            scores float32 ``[Q, N]``, query_positions int64 ``[Q]`` of the answered queries in the task's query list;
+            skipped query images are absent).
+        reranked_ids: int64 ``[Q, N]`` the final order after stage 2 (None: stage 1's order).
         skipped: gallery or query images that could not be encoded (``{"id", "reason", "role"}``).
         info: counts and timings for the report.
     """
 
     name: str
-    direction: str
-    query_positions: np.ndarray
-    ids: np.ndarray
-    scores: np.ndarray
+    candidates: Candidates
+    reranked_ids: Optional[np.ndarray] = None
     skipped: list[dict[str, str]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def direction(self) -> str:
+        return self.candidates.direction
+
+    @property
+    def query_positions(self) -> np.ndarray:
+        return self.candidates.query_positions
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The final ranking: ``reranked_ids`` when stage 2 ran, else stage 1's ids."""
+        return self.candidates.ids if self.reranked_ids is None else self.reranked_ids
 
 
 def text_to_image(encoder: DualEncoder, cfg: Stage1Config, tasks: CompetitionTasks) -> TaskRanking:
@@ -58,7 +69,7 @@ def text_to_image(encoder: DualEncoder, cfg: Stage1Config, tasks: CompetitionTas
     candidates = search_candidates(texts.embeddings, images.embeddings, cfg.index, cfg.depth, direction="t2i",
                                    gallery_positions=images.positions)
     skipped = [{"id": s.id, "reason": s.reason, "role": "gallery image"} for s in images.skipped]
-    return TaskRanking("task1", "t2i", candidates.query_positions, candidates.ids, candidates.scores, skipped,
+    return TaskRanking("task1", candidates, None, skipped,
                        {"stage1_seconds": round(time.perf_counter() - start, 2), **candidates.summary()})
 
 
@@ -69,7 +80,7 @@ def image_to_text(encoder: DualEncoder, cfg: Stage1Config, tasks: CompetitionTas
     candidates = search_candidates(images.embeddings, texts.embeddings, cfg.index, cfg.depth, direction="i2t",
                                    query_positions=images.positions)
     skipped = [{"id": s.id, "reason": s.reason, "role": "query image"} for s in images.skipped]
-    return TaskRanking("task2", "i2t", candidates.query_positions, candidates.ids, candidates.scores, skipped,
+    return TaskRanking("task2", candidates, None, skipped,
                        {"stage1_seconds": round(time.perf_counter() - start, 2), **candidates.summary()})
 
 
@@ -80,14 +91,14 @@ def rerank_task(ranking: TaskRanking, reranker: Reranker, tasks: CompetitionTask
     t2i = ranking.direction == "t2i"
     images, texts = (tasks.image_gallery, tasks.text_queries.texts) if t2i else \
         (tasks.image_queries, tasks.text_gallery.texts)
-    scored = reranker.score_candidates(images, texts, ranking if t2i else None, None if t2i else ranking, depth)
+    stage1 = ranking.candidates
+    scored = reranker.score_candidates(images, texts, stage1 if t2i else None, None if t2i else stage1, depth)
     stats = scored.stats
-    ranked = rerank_at_depth(ranking.ids, ranking.scores, scored.t2i if t2i else scored.i2t, depth, fusion)
+    ranked = rerank_at_depth(stage1.ids, stage1.scores, scored.t2i if t2i else scored.i2t, depth, fusion)
     info = {**ranking.info, "rerank_depth": depth, "fusion": fusion.rule, "pairs_scored": stats.scored,
             "pairs_from_cache": stats.cache_hits, "stage2_seconds": round(time.perf_counter() - start, 2)}
     skipped = ranking.skipped + [{"id": i, "reason": r, "role": "stage-2 image"} for i, r in stats.skipped]
-    return TaskRanking(ranking.name, ranking.direction, ranking.query_positions, ranked, ranking.scores, skipped,
-                       info)
+    return TaskRanking(ranking.name, stage1, ranked, skipped, info)
 
 
 def result_ids(ranking: TaskRanking, gallery_ids: list[str], top_k: int) -> list[list[str]]:

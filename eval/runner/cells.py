@@ -22,6 +22,7 @@ import numpy as np
 from eval.analysis.per_query import QueryValues, query_values
 from eval.metrics import image_to_text_metrics, recall_curves, rsum, text_to_image_metrics
 from eval.trec import file_sha256, write_qrels, write_run
+from rrbench_base.candidates import Candidates
 from stage2_rerank.config import FusionConfig
 from stage2_rerank.fusion import rerank_at_depth
 from stage2_rerank.types import CandidateScores
@@ -31,30 +32,41 @@ DIRECTIONS = ("t2i", "i2t")
 
 @dataclass(frozen=True)
 class DirectionData:
-    """One direction of one stage-1 setting (immutable: ``dataclasses.replace`` adds stage-2 scores).
-
-    A candidate list in the sense of ``stage2_rerank.types.CandidateList`` (``direction``, ``ids``, ``scores``,
-    ``query_positions``, as ``stage1_dual.Candidates``) plus what evaluation needs around it.
+    """One direction of one stage-1 setting: its candidate lists and what evaluation needs around them
+    (immutable: ``dataclasses.replace`` adds stage-2 scores).
 
     Attributes:
-        ids: int64 ``[Q, N]`` stage-1 candidates (gallery positions, best first; -1 = none).
-        scores: float32 ``[Q, N]`` stage-1 scores.
-        query_positions: int64 ``[Q]`` positions of the query items (captions for t2i, images for i2t).
+        candidates: stage 1's lists (``rrbench_base.candidates.Candidates``: ids int64 ``[Q, N]`` gallery positions
+            best first, -1 = none; scores float32 ``[Q, N]``; query_positions int64 ``[Q]`` of the query items,
+            captions for t2i, images for i2t; direction); ``ids``, ``scores``, ``query_positions`` and
+            ``direction`` read through to it.
         relevant: t2i: int64 ``[Q]`` relevant image position; i2t: Q arrays of caption positions.
         query_ids: ids of the queries (caption ids for t2i, image ids for i2t), for run files.
         gallery_ids: ids of the gallery items (image ids for t2i, caption ids for i2t).
         stage2: stage-2 scores of the first ``kmax`` candidates (None without stage 2).
-        direction: ``t2i`` or ``i2t`` (None: not said).
     """
 
-    ids: np.ndarray
-    scores: np.ndarray
-    query_positions: np.ndarray
+    candidates: Candidates
     relevant: np.ndarray | list[np.ndarray]
     query_ids: list[str]
     gallery_ids: list[str]
     stage2: Optional[CandidateScores] = None
-    direction: Optional[str] = None
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.candidates.ids
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.candidates.scores
+
+    @property
+    def query_positions(self) -> np.ndarray:
+        return self.candidates.query_positions
+
+    @property
+    def direction(self) -> str:
+        return self.candidates.direction
 
 
 @dataclass(frozen=True)

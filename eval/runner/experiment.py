@@ -38,6 +38,7 @@ from eval.runner.latency import (CostLedger, cost_context, stage1_latency, stage
 from eval.runner.outputs import StagedOutputs
 from eval.runner.threads import ThreadSetting, resolve_threads
 from eval.typed_config import to_dict
+from rrbench_base.candidates import Candidates
 from rrbench_base.provenance import provenance
 from rrbench_base.global_rng import seeded_torch_rng
 from stage1_dual.config import Stage1Config
@@ -58,11 +59,10 @@ def direction_data(bench: Benchmark, s1: Stage1Result) -> dict[str, DirectionDat
     keep = np.array([len(image_to_texts[p]) > 0 for p in i2t.query_positions], dtype=bool)
     i2t = i2t.select_queries(keep)
     return {
-        "t2i": DirectionData(t2i.ids, t2i.scores, t2i.query_positions, text_to_image[t2i.query_positions],
-                             [caption_ids[p] for p in t2i.query_positions], image_ids, direction="t2i"),
-        "i2t": DirectionData(i2t.ids, i2t.scores, i2t.query_positions,
-                             [image_to_texts[p] for p in i2t.query_positions],
-                             [image_ids[p] for p in i2t.query_positions], caption_ids, direction="i2t"),
+        "t2i": DirectionData(t2i, text_to_image[t2i.query_positions], [caption_ids[p] for p in t2i.query_positions],
+                             image_ids),
+        "i2t": DirectionData(i2t, [image_to_texts[p] for p in i2t.query_positions],
+                             [image_ids[p] for p in i2t.query_positions], caption_ids),
     }
 
 
@@ -137,8 +137,8 @@ class ExperimentRun:
     def _stage2_scores(self, reranker: Reranker, bench: Benchmark, data: dict[str, DirectionData],
                        kmax: int, variant: str) -> tuple[float, dict[str, Any], dict[str, DirectionData]]:
         """Stage-2 scores of the first ``kmax`` candidates: (seconds, costs, ``data`` with ``stage2`` set)."""
-        scored = reranker.score_candidates(bench.images, [c.text for c in bench.captions], data["t2i"], data["i2t"],
-                                           kmax)
+        scored = reranker.score_candidates(bench.images, [c.text for c in bench.captions], data["t2i"].candidates,
+                                           data["i2t"].candidates, kmax)
         data = {"t2i": replace(data["t2i"], stage2=scored.t2i), "i2t": replace(data["i2t"], stage2=scored.i2t)}
         stats, pairs, candidate_slots = scored.stats, scored.pairs, scored.candidate_slots
         pair_cost = self.ledger.cost(_stage2_context("pair", reranker, self.dataset_id),
@@ -299,8 +299,8 @@ def _qrels_data(bench: Benchmark) -> dict[str, DirectionData]:
     """Ground truth of both directions over all captions and images (for the qrels files)."""
     image_ids = [i.id for i in bench.images]
     caption_ids = [c.id for c in bench.captions]
-    empty = np.zeros((0, 0), dtype=np.int64)
-    return {"t2i": DirectionData(empty, empty, np.arange(len(caption_ids)), bench.text_to_image(), caption_ids,
-                                 image_ids),
-            "i2t": DirectionData(empty, empty, np.arange(len(image_ids)), bench.image_to_texts(), image_ids,
-                                 caption_ids)}
+    def no_candidates(direction: str, queries: int) -> Candidates:
+        return Candidates(direction, np.zeros((queries, 0), np.int64), np.zeros((queries, 0)), np.arange(queries))
+
+    return {"t2i": DirectionData(no_candidates("t2i", len(caption_ids)), bench.text_to_image(), caption_ids, image_ids),
+            "i2t": DirectionData(no_candidates("i2t", len(image_ids)), bench.image_to_texts(), image_ids, caption_ids)}

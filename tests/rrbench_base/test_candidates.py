@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 
 import stage1_dual
+import stage2_rerank
 from rrbench_base.candidates import Candidates
-from stage2_rerank.types import CandidateList
 
 
 def make() -> Candidates:
     return Candidates("t2i", np.array([[1, 0], [0, -1]]), np.array([[0.9, 0.1], [0.8, -np.inf]]), np.array([3, 5]))
 
 
-def test_dtypes_defaults_and_protocol():
+def test_dtypes_defaults_and_one_type_everywhere():
     c = make()
     assert c.ids.dtype == np.int64 and c.scores.dtype == np.float32 and c.query_positions.dtype == np.int64
     assert (c.depth, c.depth_requested, c.clamped) == (2, 2, False)
-    assert isinstance(c, CandidateList) and stage1_dual.Candidates is Candidates
+    assert stage1_dual.Candidates is Candidates and stage2_rerank.Candidates is Candidates
 
 
 def test_immutable():

@@ -42,14 +42,11 @@ def test_depth_limits_candidates_and_validation():
 
 
 def test_score_candidate_lists_is_collect_score_gather():
-    from types import SimpleNamespace
-
+    from rrbench_base.candidates import Candidates
     from stage2_rerank.candidate_pairs import score_candidate_lists
 
-    t2i = SimpleNamespace(direction="t2i", ids=np.array([[1, 0], [0, -1]]), scores=np.zeros((2, 2)),
-                          query_positions=np.array([2, 0]))
-    i2t = SimpleNamespace(direction="i2t", ids=np.array([[2, 0]]), scores=np.zeros((1, 2)),
-                          query_positions=np.array([1]))
+    t2i = Candidates("t2i", ids=np.array([[1, 0], [0, -1]]), scores=np.zeros((2, 2)), query_positions=np.array([2, 0]))
+    i2t = Candidates("i2t", ids=np.array([[2, 0]]), scores=np.zeros((1, 2)), query_positions=np.array([1]))
     seen = []
 
     def score(pairs):
@@ -66,3 +63,5 @@ def test_score_candidate_lists_is_collect_score_gather():
     assert score_candidate_lists(score, t2i.ids, None, 1).i2t is None
     with pytest.raises(ValueError, match="i2t candidate list was passed as t2i"):
         score_candidate_lists(score, i2t, None, 1)
+    with pytest.raises(TypeError, match="must be rrbench_base.candidates.Candidates"):
+        score_candidate_lists(score, {"ids": t2i.ids}, None, 1)

@@ -7,15 +7,14 @@ import pytest
 from eval.runner.cells import (CandidateScores, CellRanking, DirectionData, FusionConfig, cell_metrics, rerank_both,
                                run_file_name, write_cell_runs, write_qrels_files)
 from eval.trec import read_run
+from rrbench_base.candidates import Candidates
 
 
 def _data():
-    t2i = DirectionData(ids=np.array([[1, 0], [0, 1]]), scores=np.zeros((2, 2), np.float32),
-                        query_positions=np.arange(2), relevant=np.array([1, 0]), query_ids=["c0", "c1"],
-                        gallery_ids=["i0", "i1"])
-    i2t = DirectionData(ids=np.array([[0, 1], [1, 0]]), scores=np.zeros((2, 2), np.float32),
-                        query_positions=np.arange(2), relevant=[np.array([0]), np.array([1])],
-                        query_ids=["i0", "i1"], gallery_ids=["c0", "c1"])
+    t2i = DirectionData(Candidates("t2i", np.array([[1, 0], [0, 1]]), np.zeros((2, 2)), np.arange(2)),
+                        relevant=np.array([1, 0]), query_ids=["c0", "c1"], gallery_ids=["i0", "i1"])
+    i2t = DirectionData(Candidates("i2t", np.array([[0, 1], [1, 0]]), np.zeros((2, 2)), np.arange(2)),
+                        relevant=[np.array([0]), np.array([1])], query_ids=["i0", "i1"], gallery_ids=["c0", "c1"])
     return {"t2i": t2i, "i2t": i2t}
 
 
@@ -85,8 +84,8 @@ def _rerank_data(seed: int = 0, num_queries: int = 9, depth: int = 8, gallery: i
         else:
             relevant = [np.unique(np.append(rng.choice(gallery, 2, replace=False), ids[q, q % 4]))
                         for q in range(num_queries)]
-        data[direction] = DirectionData(ids, scores, np.arange(num_queries), relevant, query_ids, gallery_ids,
-                                        stage2=CandidateScores(logits, itc))
+        data[direction] = DirectionData(Candidates(direction, ids, scores, np.arange(num_queries)), relevant,
+                                        query_ids, gallery_ids, stage2=CandidateScores(logits, itc))
     return data
 
 
