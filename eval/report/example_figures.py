@@ -30,6 +30,8 @@ T2I_RATIOS = [2.6] + [1.0] * 5 + [0.3] + [1.0] * 5
 I2T_RATIOS = [1.6, 5.0, 0.3, 5.0]
 CAPTION_LINES = 2  # lines per candidate caption; longer ones end with an ellipsis
 QUERY_LINES = 6  # lines of a t2i query caption
+LINE_PT = 1.2  # line height of a caption box, in font sizes
+BOX_GAP_PT = 1.1  # box padding below and above plus the gap between two boxes, in font sizes
 
 
 def _fit_lines(text: str, ax: Axes, size: float, bold: bool = False, max_lines: int = 0, indent: str = "") -> str:
@@ -117,14 +119,17 @@ def t2i_figure(examples: ExampleSet, bench: Benchmark, cache: ThumbnailCache, qu
 
 
 def _caption_boxes(ax: Axes, ranked: RankedList, bench: Benchmark) -> None:
+    """The captions stacked top down, each box as tall as its lines, a constant gap between boxes."""
     ax.axis("off")
-    slot = 1.0 / 5
     size = FONT - 0.5
+    height_pt = ax.get_position().height * ax.figure.get_figheight() * 72
+    y = 1 - 0.3 * size / height_pt  # the box's padding above the first line
     for i, (position, relevant) in enumerate(zip(ranked.positions, ranked.relevant)):
         mark = "\u2713 match: " if relevant else ""
         text = _fit_lines(f"#{i + 1}  {mark}{bench.captions[position].text}", ax, size, bold=relevant,
                           max_lines=CAPTION_LINES, indent="      ")
-        ax.text(0.01, 1 - i * slot - 0.02, text, va="top", ha="left", fontsize=size, transform=ax.transAxes,
+        top, y = y, y - (text.count("\n") + 1) * LINE_PT * size / height_pt - BOX_GAP_PT * size / height_pt
+        ax.text(0.01, top, text, va="top", ha="left", fontsize=size, transform=ax.transAxes,
                 color=HIT if relevant else "black", fontweight="bold" if relevant else "normal",
                 bbox={"boxstyle": "round,pad=0.25", "facecolor": "#f0fff4" if relevant else "white",
                       "edgecolor": HIT if relevant else MISS, "linewidth": 2.0 if relevant else 0.6})
@@ -132,7 +137,7 @@ def _caption_boxes(ax: Axes, ranked: RankedList, bench: Benchmark) -> None:
 
 def i2t_figure(examples: ExampleSet, bench: Benchmark, cache: ThumbnailCache, queries: list[ExampleQuery]) -> Figure:
     """The i2t grid: query image, then stage 1's and the cell's top-5 captions as text boxes."""
-    fig, grid = _figure(len(queries), 1.75, I2T_RATIOS, hspace=0.18)
+    fig, grid = _figure(len(queries), 1.8, I2T_RATIOS, hspace=0.15)
     depth = examples.list_depth["i2t"]
     heads: list[Axes] = []
     for row, example in enumerate(queries):

@@ -153,5 +153,5 @@ def sample_seed(provenance: Mapping[str, Any], analysis_seed: int | None) -> int
 
 
 def rank_text(rank: int, list_depth: int) -> str:
-    """``"3"``, or ``"> N"`` when the first relevant item is not in the N-long list."""
-    return f"> {list_depth}" if rank > list_depth else str(rank)
+    """``"3"``, or ``">N"`` when the first relevant item is not in the N-long list."""
+    return f">{list_depth}" if rank > list_depth else str(rank)

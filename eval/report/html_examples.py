@@ -80,7 +80,7 @@ def examples_section(examples: ExampleSet, bench: Benchmark, cache: ThumbnailCac
     for d in DIRECTIONS:
         queries = examples.queries[d]
         counts = examples.counts[d]
-        overall = ", ".join(f"{kind} {counts[kind]}" for kind in OUTCOMES)
+        overall = ", ".join(f"{kind} {counts.get(kind, 0)}" for kind in OUTCOMES)
         note = (f"<b>{escape(examples.reference.label)}</b> beside <b>{escape(examples.cell.label)}</b> "
                 f"(<code>{escape(examples.cell.key)}</code>). All {sum(counts.values())} queries: {overall}. "
                 f"Shown: {len(queries)} drawn with seed {seed}, taking fixed, broken, improved, worsened and "

@@ -1,7 +1,8 @@
 """``report.html``: one self-contained page of a run (no network, no external file): title, the metrics table,
 the plots (embedded PNGs), the depth recommendations and the example sections.
 
-The page's script sorts the table and filters the examples; it records any script error into the element
+The page's script sorts the table and filters the examples (``report.html#show=fixed`` opens with a filter
+applied: ``fixed``, ``broken``, ``improved``, ``worsened`` or ``unchanged``); it records any script error into the element
 ``#page-errors`` (``data-count`` = number of errors), so a headless browser's DOM dump shows whether it ran cleanly.
 """
 
@@ -131,6 +132,9 @@ SCRIPT = """
           empty.hidden = shown > 0;
         });
       });
+      var wanted = (window.location.hash.match(/show=([a-z]+)/) || [])[1];
+      var preset = wanted && section.querySelector('.filters button[data-filter="' + wanted + '"]');
+      if (preset && !preset.disabled) { preset.click(); }
     });
   } catch (error) { record(error && error.message ? error.message : String(error)); }
   document.body.setAttribute('data-script', 'done');
