@@ -34,29 +34,48 @@ LINE_PT = 1.2  # line height of a caption box, in font sizes
 BOX_GAP_PT = 1.1  # box padding below and above plus the gap between two boxes, in font sizes
 
 
-def _fit_lines(text: str, ax: Axes, size: float, bold: bool = False, max_lines: int = 0, indent: str = "") -> str:
-    """``text`` word-wrapped to the width of ``ax`` as the renderer measures it (``indent`` before every line after
-    the first); past ``max_lines`` (0: no limit) the last line ends with an ellipsis."""
-    renderer = ax.figure.canvas.get_renderer()
-    font = FontProperties(size=size, weight="bold" if bold else "normal")
-    limit = ax.get_window_extent(renderer).width * 0.97
+class TextFitter:
+    """Word-wraps text to an axes' width as the figure's renderer measures it; each word's width is measured once
+    per figure (lines are summed from word widths, a close estimate that keeps the wrapping fast)."""
 
-    def fits(line: str) -> bool:
-        return renderer.get_text_width_height_descent(line, font, ismath=False)[0] <= limit
+    def __init__(self, fig: Figure) -> None:
+        self.renderer = fig.canvas.get_renderer()
+        self._widths: dict[tuple[str, float, bool], float] = {}
 
-    lines: list[str] = []
-    for word in text.split():
-        candidate = f"{lines[-1]} {word}" if lines else word
-        if lines and fits(candidate):
-            lines[-1] = candidate
-        else:
-            lines.append((indent if lines else "") + word)
-    if max_lines and len(lines) > max_lines:
-        last = lines[max_lines - 1]
-        while last.strip() and not fits(last + " \u2026"):
-            last = last.rsplit(" ", 1)[0] if " " in last.strip() else last[:-1]
-        lines = lines[:max_lines - 1] + [last + " \u2026"]
-    return "\n".join(lines) or " "
+    def width(self, piece: str, size: float, bold: bool) -> float:
+        """Width in pixels of ``piece`` (no line breaks)."""
+        key = (piece, size, bold)
+        if key not in self._widths:
+            font = FontProperties(size=size, weight="bold" if bold else "normal")
+            self._widths[key] = self.renderer.get_text_width_height_descent(piece, font, ismath=False)[0]
+        return self._widths[key]
+
+    def line_width(self, line: str, size: float, bold: bool) -> float:
+        """Width of a line of words separated by single spaces (leading spaces included)."""
+        space = self.width("a a", size, bold) - 2 * self.width("a", size, bold)
+        return sum(self.width(w, size, bold) for w in line.split(" ") if w) + space * line.count(" ")
+
+    def fit(self, text: str, ax: Axes, size: float, bold: bool = False, max_lines: int = 0, indent: str = "") -> str:
+        """``text`` word-wrapped to the width of ``ax`` (``indent`` before every line after the first); past
+        ``max_lines`` (0: no limit) the last line ends with an ellipsis."""
+        limit = ax.get_window_extent(self.renderer).width * 0.96
+
+        def fits(line: str) -> bool:
+            return self.line_width(line, size, bold) <= limit
+
+        lines: list[str] = []
+        for word in text.split():
+            candidate = f"{lines[-1]} {word}" if lines else word
+            if lines and fits(candidate):
+                lines[-1] = candidate
+            else:
+                lines.append((indent if lines else "") + word)
+        if max_lines and len(lines) > max_lines:
+            last = lines[max_lines - 1]
+            while last.strip() and not fits(last + " \u2026"):
+                last = last.rsplit(" ", 1)[0] if " " in last.strip() else last[:-1]
+            lines = lines[:max_lines - 1] + [last + " \u2026"]
+        return "\n".join(lines) or " "
 
 
 def _outcome_label(example: ExampleQuery, depth: int, separator: str = " ") -> str:
@@ -96,6 +115,7 @@ def _image_candidate(ax: Axes, cache: ThumbnailCache, position: int, rank: int, 
 def t2i_figure(examples: ExampleSet, bench: Benchmark, cache: ThumbnailCache, queries: list[ExampleQuery]) -> Figure:
     """The t2i grid: query caption, then stage 1's and the cell's top-5 images."""
     fig, grid = _figure(len(queries), 1.05, T2I_RATIOS, hspace=0.32)
+    fitter = TextFitter(fig)
     depth = examples.list_depth["t2i"]
     edges: list[Axes] = []
     for row, example in enumerate(queries):
@@ -103,7 +123,7 @@ def t2i_figure(examples: ExampleSet, bench: Benchmark, cache: ThumbnailCache, qu
         text_ax.axis("off")
         text_ax.text(0, 1, _outcome_label(example, depth), va="top", ha="left", fontsize=FONT,
                      fontweight="bold", transform=text_ax.transAxes)
-        caption = _fit_lines(bench.captions[example.position].text, text_ax, FONT, max_lines=QUERY_LINES)
+        caption = fitter.fit(bench.captions[example.position].text, text_ax, FONT, max_lines=QUERY_LINES)
         text_ax.text(0, 0.8, caption, va="top", ha="left", fontsize=FONT, transform=text_ax.transAxes, style="italic")
         for offset, ranked in ((1, example.before), (7, example.after)):
             for i in range(5):
@@ -118,7 +138,7 @@ def t2i_figure(examples: ExampleSet, bench: Benchmark, cache: ThumbnailCache, qu
     return fig
 
 
-def _caption_boxes(ax: Axes, ranked: RankedList, bench: Benchmark) -> None:
+def _caption_boxes(ax: Axes, ranked: RankedList, bench: Benchmark, fitter: TextFitter) -> None:
     """The captions stacked top down, each box as tall as its lines, a constant gap between boxes."""
     ax.axis("off")
     size = FONT - 0.5
@@ -126,7 +146,7 @@ def _caption_boxes(ax: Axes, ranked: RankedList, bench: Benchmark) -> None:
     y = 1 - 0.3 * size / height_pt  # the box's padding above the first line
     for i, (position, relevant) in enumerate(zip(ranked.positions, ranked.relevant)):
         mark = "\u2713 match: " if relevant else ""
-        text = _fit_lines(f"#{i + 1}  {mark}{bench.captions[position].text}", ax, size, bold=relevant,
+        text = fitter.fit(f"#{i + 1}  {mark}{bench.captions[position].text}", ax, size, bold=relevant,
                           max_lines=CAPTION_LINES, indent="      ")
         top, y = y, y - (text.count("\n") + 1) * LINE_PT * size / height_pt - BOX_GAP_PT * size / height_pt
         ax.text(0.01, top, text, va="top", ha="left", fontsize=size, transform=ax.transAxes,
@@ -138,6 +158,7 @@ def _caption_boxes(ax: Axes, ranked: RankedList, bench: Benchmark) -> None:
 def i2t_figure(examples: ExampleSet, bench: Benchmark, cache: ThumbnailCache, queries: list[ExampleQuery]) -> Figure:
     """The i2t grid: query image, then stage 1's and the cell's top-5 captions as text boxes."""
     fig, grid = _figure(len(queries), 1.8, I2T_RATIOS, hspace=0.15)
+    fitter = TextFitter(fig)
     depth = examples.list_depth["i2t"]
     heads: list[Axes] = []
     for row, example in enumerate(queries):
@@ -148,7 +169,7 @@ def i2t_figure(examples: ExampleSet, bench: Benchmark, cache: ThumbnailCache, qu
         ax.set_xlabel(_outcome_label(example, depth, "\n"), fontsize=FONT, fontweight="bold")
         for column, ranked in ((1, example.before), (3, example.after)):
             box_ax = fig.add_subplot(grid[row, column])
-            _caption_boxes(box_ax, ranked, bench)
+            _caption_boxes(box_ax, ranked, bench, fitter)
             if row == 0:
                 heads += [box_ax, box_ax]
     _group_headers(fig, *heads, examples)
