@@ -14,6 +14,7 @@ fixed and broken queries come first when it is smaller.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -43,7 +44,12 @@ def chosen_setting(results: Results, example_cell: str | None) -> Setting:
                            f"(cells: {', '.join(by_key)})")
         return by_key[example_cell]
     rerank = [s for s in results.settings if s.depth > 0] or results.settings
-    return max(rerank, key=lambda s: (np.nan_to_num(results.metric(s, "rsum"), nan=-np.inf), -rerank.index(s)))
+
+    def rsum(setting: Setting) -> float:
+        value = results.metric(setting, "rsum")
+        return -math.inf if math.isnan(value) else value
+
+    return max(rerank, key=rsum)  # the first of tied cells
 
 
 def outcomes(rank_before: np.ndarray, rank_after: np.ndarray) -> np.ndarray:
@@ -137,7 +143,8 @@ def example_set(results: Results, stored: StoredPerQuery, example_cell: str | No
         before, after = stored.rank[d][ref_row], stored.rank[d][cell_row]
         kinds = outcomes(before, after)
         counts[d] = {kind: int(np.sum(kinds == kind)) for kind in OUTCOMES}
-        depth[d] = len(results.curves.get(reference.key, {}).get(d, [])) or int(max(before.max(), after.max()) - 1)
+        # the list length is the recall curve's; without a curve every rank is shown as a number
+        depth[d] = len(results.curves.get(reference.key, {}).get(d, [])) or int(max(before.max(), after.max()))
         queries[d] = [ExampleQuery(d, int(stored.query_positions[d][row]), str(kinds[row]), int(before[row]),
                                    int(after[row]), _ranked(stored, d, ref_row, row), _ranked(stored, d, cell_row, row))
                       for row in sample_rows(kinds, size, seed, stream)]
