@@ -1,6 +1,8 @@
 """Rebuild tables and plots from saved results.json files: ``rrbench report results/*/results.json [--out DIR]``.
 
-One file: ``table.md``, ``table.tex``, ``table.csv`` and the plots (PNG + PDF) next to it, or in ``--out``.
+One file: ``table.md``, ``table.tex``, ``table.csv``, the plots (PNG + PDF) and, when its ``per_query.npz`` and
+dataset are available, ``report.html`` and ``examples_t2i`` / ``examples_i2t`` (PNG + PDF; see
+``eval.report.example_page``) next to it, or in ``--out``.
 Several files: the same for each, plus a comparison: one table (``table.*`` with an ``experiment`` column, the
 best of each column bold within each experiment only) and the plots ``depth_sweep`` and ``quality_latency`` with
 every experiment in one figure. With ``--out X`` everything is written under X (the comparison in X, each
@@ -17,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from eval.report.example_page import write_example_page
 from eval.report.plots import write_comparison_plots, write_plots
 from eval.report.results_file import load_results
 from eval.report.tables import write_tables
@@ -43,7 +46,8 @@ def _folder_name(experiment: str) -> str:
 
 
 def build_report(results_paths: list[Path], out_dir: Path | None = None) -> list[Path]:
-    """Write tables and plots for each results file, and a merged table and plots when there are several.
+    """Write tables, plots and the example page for each results file, and a merged table and plots when there are
+    several.
 
     Args:
         results_paths: results.json files.
@@ -71,6 +75,7 @@ def build_report(results_paths: list[Path], out_dir: Path | None = None) -> list
             target = Path(out_dir) if len(loaded) == 1 else Path(out_dir) / _folder_name(results.experiment)
         written += write_tables([results], target)
         written += write_plots(results, target)
+        written += write_example_page(results, target)
         logger.info("report for %s written to %s", results.experiment, target)
     if len(loaded) > 1:
         target = Path(out_dir) if out_dir is not None else default_comparison_dir([r.path for r in loaded])

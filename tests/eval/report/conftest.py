@@ -85,3 +85,23 @@ def results_data() -> dict:
 @pytest.fixture
 def results_path(tmp_path, results_data) -> Path:
     return write_results(tmp_path / "results" / results_data["experiment"], results_data)
+
+
+TINY_ANALYSIS = """
+analysis:
+  example_cell: stage2/itm+itc/k=10
+  examples: 6
+  figure_examples: 2
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """results.json of a real tiny run (random models, synthetic data; its report.html and example figures beside
+    it), run once per session."""
+    from eval.experiment_config import load_experiment
+    from eval.runner.experiment import run_experiment
+    from tests.tiny_experiment import write_tiny_experiment
+
+    config = write_tiny_experiment(tmp_path_factory.mktemp("tiny_page"), extra_yaml=TINY_ANALYSIS)
+    return run_experiment(load_experiment(config))
