@@ -20,7 +20,9 @@ from rrbench_base.config_errors import ConfigFieldError
 
 Precision = Literal["auto", "fp32", "fp16", "bf16", "fp64"]
 PreprocessMode = Literal["model", "seed_rule"]
-IndexType = Literal["flat", "ivfpq", "hnsw", "torch"]
+IndexType = Literal["flat", "ivfpq", "hnsw", "torch", "sq", "pq"]
+ScalarQuantizerType = Literal["fp16", "int8"]
+CacheDtype = Literal["float32", "float16"]
 OnBadInput = Literal["error", "skip"]
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -103,8 +105,11 @@ class IndexConfig:
 
     Attributes:
         type: ``flat`` (faiss IndexFlatIP, exact), ``ivfpq`` (faiss IVF + product quantisation,
-            approximate, optionally re-ranked exactly), ``hnsw`` (faiss HNSW graph, approximate) or
-            ``torch`` (exact chunked matmul + top-k on any torch device).
+            approximate, optionally re-ranked exactly), ``hnsw`` (faiss HNSW graph, approximate),
+            ``torch`` (exact chunked matmul + top-k on any torch device), or the compact indexes (see
+            ``stage1_dual.compact_index``; CPU only): ``sq`` (faiss IndexScalarQuantizer: every vector
+            stored as ``sq_type``, all of them scanned) or ``pq`` (faiss IndexPQ: ``pq_m`` codes of
+            ``pq_nbits`` bits per vector, all of them scanned; optionally re-ranked exactly).
         use_gpu: ``auto`` = GPU when faiss has GPU support and a GPU is present (torch: when CUDA is
             available), else CPU; true = require a GPU (refused when the config loads on a machine without
             CUDA); false = CPU.
@@ -112,15 +117,24 @@ class IndexConfig:
         num_gpus: how many GPUs to use for faiss (0 = all visible).
         ivf_nlist: IVF cells; clamped to gallery_size // 39 for small galleries (recorded).
         ivf_nprobe: IVF cells visited per query (clamped to the effective nlist).
-        ivf_train_size: gallery vectors sampled to train IVF/PQ; 0 = min(gallery, 50 * nlist).
+        ivf_train_size: gallery vectors sampled to train IVF/PQ; 0 = min(gallery, 50 * nlist) for
+            ``ivfpq``, min(gallery, 256 * 2 ** pq_nbits) for ``pq`` (faiss's own cap of 256 points per
+            centroid).
         ivf_kmeans_iters: k-means iterations of the coarse quantiser.
         ivf_by_residual: PQ-encode each vector's residual from its IVF centroid (more accurate) rather
             than the vector itself.
-        pq_m: PQ sub-quantisers (must divide the embedding dimension).
-        pq_nbits: bits per PQ code (8; or 4 with ``pq_fast_scan``).
-        pq_fast_scan: use faiss's SIMD fast-scan PQ (requires ``pq_nbits`` 4; CPU only).
-        refine_factor: re-rank the top ``refine_factor * k`` PQ results exactly against the stored
-            float vectors (faiss IndexRefineFlat); 0 = no re-ranking.
+        pq_m: PQ sub-quantisers (must divide the embedding dimension); ``ivfpq`` and ``pq``. A ``pq``
+            code takes ``pq_m * pq_nbits / 8`` bytes per vector.
+        pq_nbits: bits per PQ code (8; or 4 with ``pq_fast_scan``). Training k-means needs at least
+            ``2 ** pq_nbits`` gallery vectors (smaller galleries are refused naming these fields).
+        pq_fast_scan: use faiss's SIMD fast-scan PQ (requires ``pq_nbits`` 4; CPU only); ``ivfpq`` and
+            ``pq`` (faiss IndexPQFastScan).
+        refine_factor: ``ivfpq`` and ``pq``: re-rank the top ``refine_factor * k`` PQ results exactly
+            against the stored float32 vectors (faiss IndexRefineFlat; keeps ``4 * D`` bytes per vector
+            besides the codes, so a re-ranked ``pq`` index is no longer compact); 0 = no re-ranking.
+        sq_type: ``sq`` only: how each vector is stored and scanned: ``fp16`` (faiss QT_fp16, 2 bytes per
+            dimension, no training) or ``int8`` (faiss QT_8bit, 1 byte per dimension, each dimension's
+            range trained on the whole gallery).
         hnsw_m: HNSW neighbours per node.
         hnsw_ef_construction: HNSW build-time beam width.
         hnsw_ef_search: HNSW search-time beam width (raised to k when smaller).
@@ -142,6 +156,7 @@ class IndexConfig:
     pq_nbits: int = 8
     pq_fast_scan: bool = False
     refine_factor: int = 4
+    sq_type: ScalarQuantizerType = "fp16"
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 256
@@ -150,8 +165,9 @@ class IndexConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _require(self.type in ("flat", "ivfpq", "hnsw", "torch"), "type",
-                 f"type must be flat, ivfpq, hnsw or torch, got {self.type!r}")
+        _require(self.type in ("flat", "ivfpq", "hnsw", "torch", "sq", "pq"), "type",
+                 f"type must be flat, ivfpq, hnsw, torch, sq or pq, got {self.type!r}")
+        _require(self.sq_type in ("fp16", "int8"), "sq_type", f"sq_type must be fp16 or int8, got {self.sq_type!r}")
         _require(self.use_gpu in ("auto", True, False), "use_gpu",
                  f"use_gpu must be auto, true or false, got {self.use_gpu!r}")
         for name in ("ivf_nlist", "ivf_nprobe", "ivf_kmeans_iters", "pq_m", "hnsw_m",
@@ -174,6 +190,10 @@ class Stage1Config:
         depth: candidates per query (N); larger than a gallery is clamped to its size (recorded).
         cache_dir: embedding cache root; None = no cache (always encode).
         cache_shard_size: items per cache shard; an interrupted encode resumes from finished shards.
+        cache_dtype: how embeddings are kept: ``float32``, or ``float16`` (half the cache on disk). With
+            ``float16`` every embedding is rounded to float16 as it is encoded, whether or not it is then
+            cached (so a run that encodes and one that reads the cache hand the index the same vectors); the
+            dtype is part of the cache key and checked on every shard read.
         on_bad_input: an image that cannot be opened or preprocessed: ``error`` raises naming the
             file; ``skip`` leaves it out of the gallery and the queries and records it.
     """
@@ -183,12 +203,15 @@ class Stage1Config:
     depth: int = 100
     cache_dir: Optional[Path] = None
     cache_shard_size: int = 4096
+    cache_dtype: CacheDtype = "float32"
     on_bad_input: OnBadInput = "error"
 
     def __post_init__(self) -> None:
         _require(self.depth >= 1, "depth", f"depth must be >= 1, got {self.depth}")
         _require(self.cache_shard_size >= 1, "cache_shard_size",
                  f"cache_shard_size must be >= 1, got {self.cache_shard_size}")
+        _require(self.cache_dtype in ("float32", "float16"), "cache_dtype",
+                 f"cache_dtype must be float32 or float16, got {self.cache_dtype!r}")
         _require(self.on_bad_input in ("error", "skip"), "on_bad_input",
                  f"on_bad_input must be error or skip, got {self.on_bad_input!r}")
 

@@ -7,6 +7,10 @@ it. Results keep input order; ``positions`` says which inputs have a row.
 
 With a cache, each shard is read through ``CacheEntry.read_shard``: a missing or damaged shard (moved aside
 with a WARNING naming the file) is encoded again and saved, so a damaged cache costs time, never results.
+
+``storage_dtype`` (``float32`` or ``float16``, ``Stage1Config.cache_dtype``): the dtype the cache stores; fresh
+embeddings are rounded to it (``embedding_cache.as_stored``) with or without a cache, so the returned
+embeddings (always float32) are the same whether they were encoded now or read from the cache.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from rrbench_base.image_refs import BadImageError, ImageRef, as_image_refs
-from stage1_dual.embedding_cache import CacheEntry, EmbeddingCache, ShardData, items_digest
+from stage1_dual.embedding_cache import CacheEntry, EmbeddingCache, ShardData, as_stored, items_digest
 from stage1_dual.preprocess import build_image_transform
 from stage1_dual.protocols import DualEncoder
 
@@ -108,13 +112,14 @@ def _concat(shards: list[ShardData], dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _open_entry(cache: Optional[EmbeddingCache], kind: str, material: dict[str, Any], n: int,
-                shard_size: int) -> Optional[CacheEntry]:
-    return cache.entry(kind, material, n, shard_size) if cache is not None else None
+                shard_size: int, storage_dtype: str) -> Optional[CacheEntry]:
+    return cache.entry(kind, material, n, shard_size, storage_dtype) if cache is not None else None
 
 
 def encode_images(encoder: DualEncoder, images: Sequence[ImageRef], *, preprocess: str = "model",
                   batch_size: int = 64, num_workers: int = 0, on_bad_input: str = "error",
-                  cache: Optional[EmbeddingCache] = None, shard_size: int = 4096) -> EncodedImages:
+                  cache: Optional[EmbeddingCache] = None, shard_size: int = 4096,
+                  storage_dtype: str = "float32") -> EncodedImages:
     """Encode ``images`` (see module docstring); cached shards are loaded, missing ones encoded and saved.
 
     ``images``: dataset items (:class:`ImageRef`), PIL images or file paths (``rrbench_base.image_refs``; anything
@@ -126,7 +131,7 @@ def encode_images(encoder: DualEncoder, images: Sequence[ImageRef], *, preproces
     transform, preprocess_text = build_image_transform(encoder, preprocess)
     material = {"encoder": encoder.fingerprint(), "precision": encoder.precision, "preprocess": preprocess_text,
                 "items": items_digest(_safe_fingerprint(image) for image in images)}
-    entry = _open_entry(cache, "images", material, len(images), shard_size)
+    entry = _open_entry(cache, "images", material, len(images), shard_size, storage_dtype)
     num_shards = entry.num_shards if entry else max(1, -(-len(images) // shard_size))
     shards: list[ShardData] = []
     cached = encoded = 0
@@ -140,6 +145,7 @@ def encode_images(encoder: DualEncoder, images: Sequence[ImageRef], *, preproces
             else:
                 shard = _encode_image_shard(encoder, images, range(lo, hi), transform, batch_size,
                                             num_workers, on_bad_input, bar)
+                shard.embeddings = as_stored(shard.embeddings, storage_dtype)
                 encoded += hi - lo
                 if entry is not None:
                     entry.save_shard(index, shard)
@@ -185,12 +191,13 @@ def _encode_image_shard(encoder: DualEncoder, images: Sequence[ImageRef], positi
 
 
 def encode_texts(encoder: DualEncoder, texts: Sequence[str], *, batch_size: int = 256,
-                 cache: Optional[EmbeddingCache] = None, shard_size: int = 4096) -> EncodedTexts:
+                 cache: Optional[EmbeddingCache] = None, shard_size: int = 4096,
+                 storage_dtype: str = "float32") -> EncodedTexts:
     """Encode ``texts`` in input order; cached shards are loaded, missing ones encoded and saved."""
     start = time.perf_counter()
     texts = [str(t) for t in texts]
     material = {"encoder": encoder.fingerprint(), "precision": encoder.precision, "items": items_digest(texts)}
-    entry = _open_entry(cache, "texts", material, len(texts), shard_size)
+    entry = _open_entry(cache, "texts", material, len(texts), shard_size, storage_dtype)
     num_shards = entry.num_shards if entry else max(1, -(-len(texts) // shard_size))
     shards: list[ShardData] = []
     cached = encoded = 0
@@ -208,7 +215,7 @@ def encode_texts(encoder: DualEncoder, texts: Sequence[str], *, batch_size: int 
                 rows.append(encoder.encode_texts(texts[b:min(b + batch_size, hi)]))
                 bar.update(min(b + batch_size, hi) - b)
             embeddings = torch.cat(rows).numpy() if rows else np.zeros((0, encoder.embed_dim), np.float32)
-            shard = ShardData(embeddings.astype(np.float32, copy=False), np.arange(lo, hi, dtype=np.int64))
+            shard = ShardData(as_stored(embeddings, storage_dtype), np.arange(lo, hi, dtype=np.int64))
             if entry is not None:
                 entry.save_shard(index, shard)
             shards.append(shard)

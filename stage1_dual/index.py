@@ -7,6 +7,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from stage1_dual.compact_index import build_pq, build_sq
 from stage1_dual.config import IndexConfig
 from stage1_dual.faiss_index import build_flat, build_hnsw, build_ivfpq
 from stage1_dual.protocols import UnknownBackendError
@@ -36,6 +37,8 @@ INDEX_BUILDERS: dict[str, Callable[[np.ndarray, IndexConfig], SearchIndex]] = {
     "ivfpq": build_ivfpq,
     "hnsw": build_hnsw,
     "torch": build_torch,
+    "sq": build_sq,
+    "pq": build_pq,
 }
 """Index type -> builder ``(gallery float32 [G, D], IndexConfig) -> SearchIndex``."""
 

@@ -4,12 +4,13 @@ reach a recall floor, depth clamps, skipped images map back to input positions, 
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import faiss
 import numpy as np
 import pytest
 
-from stage1_dual.config import IndexConfig
+from stage1_dual.config import IndexConfig, IndexType
 from stage1_dual.faiss_index import faiss_gpu_available
 from stage1_dual.index import INDEX_BUILDERS, build_index
 from stage1_dual.protocols import UnknownBackendError
@@ -120,7 +121,7 @@ def test_skipped_images_map_to_input_positions():
 def test_gpu_guards_and_unknown_type(monkeypatch):
     rng = np.random.default_rng(5)
     gallery = _unit(rng, 50, 8)
-    assert set(INDEX_BUILDERS) == {"flat", "ivfpq", "hnsw", "torch"}
+    assert set(INDEX_BUILDERS) == {"flat", "ivfpq", "hnsw", "torch", "sq", "pq"} == set(typing.get_args(IndexType))
     if not faiss_gpu_available():
         for kind in ("flat", "hnsw"):
             with pytest.raises(RuntimeError, match="GPU"):
@@ -128,5 +129,5 @@ def test_gpu_guards_and_unknown_type(monkeypatch):
         assert build_index(gallery, IndexConfig(type="flat", use_gpu="auto")).info["device"] == "cpu"
     cfg = dataclasses.replace(IndexConfig(), type="flat")
     cfg.type = "annoy"  # bypasses __post_init__ validation, as a config built in code could
-    with pytest.raises(UnknownBackendError, match="flat, hnsw, ivfpq, torch"):
+    with pytest.raises(UnknownBackendError, match="flat, hnsw, ivfpq, pq, sq, torch"):
         build_index(gallery, cfg)
