@@ -91,7 +91,7 @@ def test_compact_only_writes_its_own_table_and_keeps_the_others(tmp_path):
     assert rows["pq_64x8_refine4"]["recall"] > rows["pq_64x8"]["recall"] > 0.3
     assert all(row["total_bytes"] >= 2500 * row["bytes_per_vector"] for row in rows.values())
     saved = json.loads((tmp_path / "compact.json").read_text())
-    assert saved["compact"]["rows"][0]["index"] == "flat" and saved["provenance"]["threads"] == 1
+    assert saved["compact"]["rows"][0]["index"] == "flat" and saved["provenance"]["threads"] == {"count": 1, "source": "--threads"}
     table = (tmp_path / "compact.md").read_text()
     assert "## 2,500 synthetic clustered vectors, d=512, 60 queries, recall@100" in table
     assert "| sq_int8 | int8 | sq_type=int8 | 512 | 0.250 |" in table
