@@ -21,7 +21,7 @@ from stage1_dual.config import check_loadable as check_stage1_loadable
 from stage2_rerank.config import FusionConfig, RerankerConfig
 from stage2_rerank.config import check_loadable as check_stage2_loadable
 
-RuleName = Literal["itm", "itm+itc", "alpha", "rrf", "residual"]
+RuleName = Literal["itm", "itm+itc", "itm+stage1", "alpha", "rrf", "residual"]
 SEED_LIMIT = 2**32  # numpy.random.seed takes [0, 2**32)
 MAX_NAME_BYTES = 255  # longest file name on common file systems
 
@@ -59,7 +59,8 @@ class AblationConfig:
             reordered by the fused score, the rest keep their stage-1 order. Stage 2 scores the
             pairs of the largest k once; every smaller k reuses those scores.
         rules: fusion rules, each one ablation setting: itm (ITM match logit; ALBEF, X-VLM),
-            itm+itc (match logit + ITC cosine; LAVIS BLIP/BLIP-2), alpha (alpha * ITM probability
+            itm+itc (match logit + stage 2's ITC cosine; LAVIS BLIP/BLIP-2), itm+stage1 (match logit + the
+            stage-1 score: LAVIS's BLIP-2 rule exactly with stage 1 = blip2_itc), alpha (alpha * ITM probability
             + (1 - alpha) * min-max-scaled stage-1 score), rrf (reciprocal-rank fusion), residual
             (stage1_scale * stage-1 score + ITM logit gap; for rerankers trained with the residual listwise loss).
         alpha: weight of the ITM probability in the alpha rule, in [0, 1].

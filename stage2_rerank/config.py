@@ -24,7 +24,7 @@ from rrbench_base.config_errors import ConfigFieldError
 
 Precision = Literal["auto", "fp32", "fp16", "bf16", "fp64"]
 OnBadInput = Literal["error", "skip"]
-FusionRuleName = Literal["itm", "itm+itc", "alpha", "rrf", "residual"]
+FusionRuleName = Literal["itm", "itm+itc", "itm+stage1", "alpha", "rrf", "residual"]
 
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -132,9 +132,10 @@ class FusionConfig:
     """One fusion rule of stage-1 and stage-2 scores (one ablation setting); see ``fusion.py``.
 
     Attributes:
-        rule: ``itm`` (ITM match logit alone; ALBEF, X-VLM), ``itm+itc`` (match logit + ITC cosine; LAVIS
-            BLIP/BLIP-2), ``alpha`` (``alpha * itm_prob + (1 - alpha) * stage1_minmax``) or ``rrf``
-            (reciprocal-rank fusion of the stage-1 rank and the ITM rank) or ``residual``
+        rule: ``itm`` (ITM match logit alone; ALBEF, X-VLM), ``itm+itc`` (match logit + stage 2's ITC cosine;
+            LAVIS BLIP/BLIP-2), ``itm+stage1`` (match logit + the stage-1 score: LAVIS's rule exactly when stage 1
+            is ``blip2_itc`` on the same checkpoint), ``alpha`` (``alpha * itm_prob + (1 - alpha) *
+            stage1_minmax``) or ``rrf`` (reciprocal-rank fusion of the stage-1 rank and the ITM rank) or ``residual``
             (``stage1_scale * stage1 + itm_logit[match] - itm_logit[no-match]``, the score a reranker trained
             with the residual listwise loss ranks by).
         alpha: weight of the ITM probability in the ``alpha`` rule, in [0, 1].
@@ -149,8 +150,8 @@ class FusionConfig:
     stage1_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        _require(self.rule in ("itm", "itm+itc", "alpha", "rrf", "residual"), "rule",
-                 f"rule must be one of itm, itm+itc, alpha, rrf, residual; got {self.rule!r}")
+        _require(self.rule in ("itm", "itm+itc", "itm+stage1", "alpha", "rrf", "residual"), "rule",
+                 f"rule must be one of itm, itm+itc, itm+stage1, alpha, rrf, residual; got {self.rule!r}")
         _require(math.isfinite(self.stage1_scale) and self.stage1_scale >= 0, "stage1_scale",
                  f"stage1_scale must be a finite number >= 0, got {self.stage1_scale}")
         _require(0.0 <= self.alpha <= 1.0, "alpha", f"alpha must be in [0, 1], got {self.alpha}")

@@ -3,7 +3,11 @@
 Rules (``FusionConfig.rule``), each over the first k candidates of every query, higher = better:
 
 - ``itm``: the ITM match logit (ALBEF, X-VLM rerank with ITM alone).
-- ``itm+itc``: match logit + ITC score (LAVIS BLIP/BLIP-2 ``score_matrix = itm_logit + itc_sim``).
+- ``itm+itc``: match logit + stage 2's own ITC score (the Q-Former ITC of the reranker's checkpoint, computed
+  for each candidate pair): LAVIS BLIP/BLIP-2's ``itm_logit + itc_sim`` whatever stage 1 is.
+- ``itm+stage1``: match logit + the stage-1 score. With stage 1 = ``blip2_itc`` on the reranker's checkpoint this
+  is LAVIS's ``compute_sim_matrix`` exactly (``score_matrix[i, topk] = itm_logit + topk_sim``: the ITC
+  similarity stage 1 ranked by); ``itm+itc`` then differs from it only by float rounding.
 - ``alpha``: ``alpha * itm_prob + (1 - alpha) * s1``, ``itm_prob = softmax(itm_logits)[1]`` in [0, 1] and
   ``s1`` the stage-1 score min-max scaled per query over its first k candidates to [0, 1] (a constant row
   gives 0.5); so both terms share the [0, 1] range whatever the stage-1 similarity's scale.
@@ -59,6 +63,10 @@ def fuse_itm_itc(stage2: CandidateScores, stage1: np.ndarray, fusion: FusionConf
     return stage2.itm.astype(np.float64) + stage2.itc
 
 
+def fuse_itm_stage1(stage2: CandidateScores, stage1: np.ndarray, fusion: FusionConfig) -> np.ndarray:
+    return stage2.itm.astype(np.float64) + stage1
+
+
 def fuse_alpha(stage2: CandidateScores, stage1: np.ndarray, fusion: FusionConfig) -> np.ndarray:
     return fusion.alpha * stage2.itm_prob + (1.0 - fusion.alpha) * minmax_per_query(stage1)
 
@@ -77,6 +85,7 @@ def fuse_residual(stage2: CandidateScores, stage1: np.ndarray, fusion: FusionCon
 FUSION_RULES: dict[str, Callable[[CandidateScores, np.ndarray, FusionConfig], np.ndarray]] = {
     "itm": fuse_itm,
     "itm+itc": fuse_itm_itc,
+    "itm+stage1": fuse_itm_stage1,
     "alpha": fuse_alpha,
     "rrf": fuse_rrf,
     "residual": fuse_residual,
