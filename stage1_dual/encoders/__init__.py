@@ -29,5 +29,5 @@ def load_encoder(cfg: EncoderConfig) -> DualEncoder:
     return ENCODER_BACKENDS[cfg.backend](cfg)
 
 
-__all__ = ["Blip2ItcEncoder", "ENCODER_BACKENDS", "EncoderParts", "HFClipEncoder", "OpenClipEncoder", "RRBenchDualEncoder",
-           "TorchDualEncoder", "load_encoder"]
+__all__ = ["Blip2ItcEncoder", "ENCODER_BACKENDS", "EncoderParts", "HFClipEncoder", "OpenClipEncoder",
+           "RRBenchDualEncoder", "TorchDualEncoder", "load_encoder"]
