@@ -167,6 +167,8 @@ class ExperimentRun:
         encoder = load_encoder(s1cfg.encoder)
         sink, not_shared = shared_vision_sink(s1cfg, encoder, reranker)
         s1 = run_stage1(s1cfg, bench.images, [c.text for c in bench.captions], encoder=encoder, vision_sink=sink)
+        can_share = hasattr(encoder, "encode_images_and_vision")  # its vision tower may serve stage 2
+        del encoder  # free its weights (device memory) before stage 2 runs
         stage1_seconds = time.perf_counter() - t0
         data = direction_data(bench, s1)
         text_cost = self.ledger.cost(_stage1_context("text", s1cfg, s1.encoder, self.dataset_id),
@@ -178,7 +180,7 @@ class ExperimentRun:
         self.costs[f"stage1{tag}"] = {"text": text_cost.as_dict(), "image": image_cost.as_dict(),
                                       "search_seconds_per_query": search}
         self.counts[f"stage1{tag}"] = s1.summary()
-        if hasattr(encoder, "encode_images_and_vision"):  # a stage-1 encoder whose vision tower stage 2 may share
+        if can_share:
             self.counts[f"stage1{tag}"]["vision_features_to_stage2"] = {
                 "images": sink.images if sink is not None else 0, "not_shared_because": not_shared or None}
         self.timings[f"stage1{tag}"] = {
