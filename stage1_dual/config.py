@@ -28,7 +28,7 @@ OnBadInput = Literal["error", "skip"]
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 SEED_LIMIT = 2**32  # numpy and faiss take seeds in [0, 2**32)
 
-ENCODER_BACKEND_NAMES: tuple[str, ...] = ("open_clip", "hf_clip", "rrbench_dual")
+ENCODER_BACKEND_NAMES: tuple[str, ...] = ("open_clip", "hf_clip", "rrbench_dual", "blip2_itc")
 """The keys of ``stage1_dual.encoders.ENCODER_BACKENDS`` (kept here so a config is checked without importing
 the backends; a test keeps the two equal)."""
 
@@ -44,11 +44,14 @@ class EncoderConfig:
 
     Attributes:
         backend: backend name, a key of ``stage1_dual.encoders.ENCODER_BACKENDS``
-            (``open_clip``, ``hf_clip``, or ``rrbench_dual``: a model trained by ``scripts/train_stage1.py``).
+            (``open_clip``, ``hf_clip``, ``rrbench_dual``: a model trained by ``scripts/train_stage1.py``, or
+            ``blip2_itc``: a BLIP-2 checkpoint's own Q-Former ITC embeddings, 32 vectors per image, the paper
+            protocol's stage 1; see ``stage1_dual.encoders.blip2_itc_backend``).
         model: open_clip: an architecture name (``ViT-B-32``) or ``hf-hub:org/repo``;
             hf_clip: a hub id (``openai/clip-vit-base-patch32``, ``OFA-Sys/chinese-clip-vit-base-patch16``)
             or a local directory written by ``save_pretrained``; rrbench_dual: the checkpoint directory
-            (``<run_dir>/best``).
+            (``<run_dir>/best``); blip2_itc: a ``Blip2ForImageTextRetrieval`` hub id
+            (``Salesforce/blip2-itm-vit-g-coco``) or local directory.
         pretrained: open_clip only: a pretrained tag (``laion2b_s34b_b79k``) or a local checkpoint file
             (state dict, ``.pt``/``.bin``/``.safetensors``); None = random weights (seeded by ``seed``).
         revision: hub revision (branch, tag or commit) for hub ids; None = the default branch.
@@ -141,6 +144,9 @@ class IndexConfig:
         torch_query_chunk: torch backend: queries scored per matmul.
         torch_gallery_chunk: torch backend: gallery rows scored per matmul (running top-k merge).
         seed: seed of the training sample and k-means.
+        multivector_search_factor: multi-vector images (``blip2_itc``) with a FAISS type: each text query
+            searches ``factor * k`` image vectors, reduced to images by their best vector; 0 = ``(k - 1) * V + 1``
+            (V vectors per image), exact with ``flat`` (see ``stage1_dual.multivector_search``).
     """
 
     type: IndexType = "flat"
@@ -163,8 +169,11 @@ class IndexConfig:
     torch_query_chunk: int = 1024
     torch_gallery_chunk: int = 65536
     seed: int = 0
+    multivector_search_factor: int = 0
 
     def __post_init__(self) -> None:
+        _require(self.multivector_search_factor >= 0, "multivector_search_factor",
+                 f"multivector_search_factor must be >= 0, got {self.multivector_search_factor}")
         _require(self.type in ("flat", "ivfpq", "hnsw", "torch", "sq", "pq"), "type",
                  f"type must be flat, ivfpq, hnsw, torch, sq or pq, got {self.type!r}")
         _require(self.sq_type in ("fp16", "int8"), "sq_type", f"sq_type must be fp16 or int8, got {self.sq_type!r}")

@@ -11,6 +11,11 @@ with a WARNING naming the file) is encoded again and saved, so a damaged cache c
 ``storage_dtype`` (``float32`` or ``float16``, ``Stage1Config.cache_dtype``): the dtype the cache stores; fresh
 embeddings are rounded to it (``embedding_cache.as_stored``) with or without a cache, so the returned
 embeddings (always float32) are the same whether they were encoded now or read from the cache.
+Multi-vector image encoders (``vectors_per_image`` V > 1, e.g. ``blip2_itc``) give ``[B, V, D]`` per batch:
+cache shards store each image as one row of ``V * D`` floats, the key names the shape, and
+``EncodedImages.embeddings`` is ``[n_ok, V, D]``. A ``vision_sink`` receives the vision tower's output of every
+batch an encoder with ``encode_images_and_vision`` encodes (not of cached shards), for a later stage that
+needs the same features (see ``stage1_dual.protocols.VisionSink``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from tqdm.auto import tqdm
 from rrbench_base.image_refs import BadImageError, ImageRef, as_image_refs
 from stage1_dual.embedding_cache import CacheEntry, EmbeddingCache, ShardData, as_stored, items_digest
 from stage1_dual.preprocess import build_image_transform
-from stage1_dual.protocols import DualEncoder
+from stage1_dual.protocols import DualEncoder, VisionSink, vectors_per_image
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +51,8 @@ class SkippedImage:
 class EncodedImages:
     """Image embeddings in input order, for the images that could be encoded.
 
-    ``embeddings`` float32 ``[n_ok, D]`` (rows L2-normalised); ``positions`` int64 ``[n_ok]``: input
+    ``embeddings`` float32 ``[n_ok, D]`` (rows L2-normalised), or ``[n_ok, V, D]`` for a multi-vector encoder
+    (every vector L2-normalised); ``positions`` int64 ``[n_ok]``: input
     position of each row; ``ids``: their ids; ``skipped``: the images left out; ``cached_items`` /
     ``encoded_items``: how many inputs came from the cache / went through the encoder.
     """
@@ -119,11 +125,12 @@ def _open_entry(cache: Optional[EmbeddingCache], kind: str, material: dict[str, 
 def encode_images(encoder: DualEncoder, images: Sequence[ImageRef], *, preprocess: str = "model",
                   batch_size: int = 64, num_workers: int = 0, on_bad_input: str = "error",
                   cache: Optional[EmbeddingCache] = None, shard_size: int = 4096,
-                  storage_dtype: str = "float32") -> EncodedImages:
+                  storage_dtype: str = "float32", vision_sink: Optional[VisionSink] = None) -> EncodedImages:
     """Encode ``images`` (see module docstring); cached shards are loaded, missing ones encoded and saved.
 
     ``images``: dataset items (:class:`ImageRef`), PIL images or file paths (``rrbench_base.image_refs``; anything
-    else raises BadImageError)."""
+    else raises BadImageError). ``vision_sink``: see the module docstring (ignored for encoders without
+    ``encode_images_and_vision``)."""
     images = as_image_refs(images)
     if on_bad_input not in ("error", "skip"):
         raise ValueError(f"on_bad_input must be error or skip, got {on_bad_input!r}")
@@ -131,6 +138,12 @@ def encode_images(encoder: DualEncoder, images: Sequence[ImageRef], *, preproces
     transform, preprocess_text = build_image_transform(encoder, preprocess)
     material = {"encoder": encoder.fingerprint(), "precision": encoder.precision, "preprocess": preprocess_text,
                 "items": items_digest(_safe_fingerprint(image) for image in images)}
+    vectors = vectors_per_image(encoder)
+    if vectors > 1:
+        material["image_shape"] = [vectors, encoder.embed_dim]
+    row_width = vectors * encoder.embed_dim
+    if vision_sink is not None and not hasattr(encoder, "encode_images_and_vision"):
+        vision_sink = None
     entry = _open_entry(cache, "images", material, len(images), shard_size, storage_dtype)
     num_shards = entry.num_shards if entry else max(1, -(-len(images) // shard_size))
     shards: list[ShardData] = []
@@ -138,13 +151,13 @@ def encode_images(encoder: DualEncoder, images: Sequence[ImageRef], *, preproces
     with tqdm(total=len(images), desc="encode images", unit="img") as bar:
         for index in range(num_shards):
             lo, hi = index * shard_size, min((index + 1) * shard_size, len(images))
-            shard = entry.read_shard(index, encoder.embed_dim) if entry is not None else None
+            shard = entry.read_shard(index, row_width) if entry is not None else None
             if shard is not None:
                 cached += hi - lo
                 bar.update(hi - lo)
             else:
                 shard = _encode_image_shard(encoder, images, range(lo, hi), transform, batch_size,
-                                            num_workers, on_bad_input, bar)
+                                            num_workers, on_bad_input, bar, row_width, vision_sink)
                 shard.embeddings = as_stored(shard.embeddings, storage_dtype)
                 encoded += hi - lo
                 if entry is not None:
@@ -154,7 +167,9 @@ def encode_images(encoder: DualEncoder, images: Sequence[ImageRef], *, preproces
                 raise BadImageError(f"image {first['id']!r} (cached as skipped by an earlier on_bad_input=skip run): "
                                     f"{first['reason']}")
             shards.append(shard)
-    embeddings, positions = _concat(shards, encoder.embed_dim)
+    embeddings, positions = _concat(shards, row_width)
+    if vectors > 1:
+        embeddings = embeddings.reshape(len(embeddings), vectors, encoder.embed_dim)
     skipped = [SkippedImage(int(s["position"]), s["id"], s["reason"]) for shard in shards for s in shard.skipped]
     if skipped:
         log.warning("skipped %d image(s) that could not be encoded; first: %s", len(skipped), skipped[0])
@@ -167,7 +182,9 @@ def encode_images(encoder: DualEncoder, images: Sequence[ImageRef], *, preproces
 
 def _encode_image_shard(encoder: DualEncoder, images: Sequence[ImageRef], positions: range,
                         transform: Callable[[Any], torch.Tensor], batch_size: int, num_workers: int,
-                        on_bad_input: str, bar: tqdm) -> ShardData:
+                        on_bad_input: str, bar: tqdm, row_width: int,
+                        vision_sink: Optional[VisionSink] = None) -> ShardData:
+    """Encode one shard; rows are flattened to ``row_width`` floats (``V * D`` for multi-vector encoders)."""
     # the loader draws its workers' base seed from `generator` (else from torch's global generator, even with
     # no workers); the transforms are deterministic, so a fixed private seed changes nothing else
     loader = DataLoader(_ImageDataset(images, positions, transform), batch_size=batch_size, shuffle=False,
@@ -183,10 +200,15 @@ def _encode_image_shard(encoder: DualEncoder, images: Sequence[ImageRef], positi
                                     f"encoded: {reason} (set on_bad_input: skip to leave such images out)")
             skipped.append({"position": position, "id": images[position].id, "reason": reason})
         if pixels is not None:
-            rows.append(encoder.encode_images(pixels))
+            if vision_sink is not None:
+                encoded, features = encoder.encode_images_and_vision(pixels)
+                vision_sink([images[p] for p in batch_positions], features)
+            else:
+                encoded = encoder.encode_images(pixels)
+            rows.append(encoded.reshape(len(encoded), row_width))
             kept.extend(batch_positions)
         bar.update(len(batch_positions) + len(failures))
-    embeddings = torch.cat(rows).numpy() if rows else np.zeros((0, encoder.embed_dim), np.float32)
+    embeddings = torch.cat(rows).numpy() if rows else np.zeros((0, row_width), np.float32)
     return ShardData(embeddings.astype(np.float32, copy=False), np.asarray(kept, np.int64), skipped)
 
 

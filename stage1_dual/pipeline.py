@@ -12,7 +12,7 @@ from stage1_dual.config import Stage1Config
 from stage1_dual.embedding_cache import EmbeddingCache
 from stage1_dual.encode import EncodedImages, EncodedTexts, encode_images, encode_texts
 from stage1_dual.encoders import load_encoder
-from stage1_dual.protocols import DualEncoder
+from stage1_dual.protocols import DualEncoder, VisionSink
 from stage1_dual.retrieve import retrieve_both_directions
 
 log = logging.getLogger(__name__)
@@ -41,28 +41,31 @@ class Stage1Result:
 
 
 def encode_with_cache(encoder: DualEncoder, cfg: Stage1Config, images: Sequence[ImageRef],
-                      texts: Sequence[str]) -> tuple[EncodedImages, EncodedTexts]:
+                      texts: Sequence[str], vision_sink: Optional[VisionSink] = None
+                      ) -> tuple[EncodedImages, EncodedTexts]:
     """Encode images and texts as ``cfg`` says (batching, workers, preprocessing, cache, bad-input policy).
 
     With ``cfg.cache_dir`` the embeddings go through :class:`EmbeddingCache`: keyed by content (encoder
     fingerprint, preprocessing, precision, items) and ``cfg.cache_dtype``, every shard checksummed; a damaged
     shard is moved aside with a WARNING naming it and recomputed, so the result never depends on the cache's
-    state (with ``cache_dtype: float16`` the embeddings are float16-rounded either way)."""
+    state (with ``cache_dtype: float16`` the embeddings are float16-rounded either way). ``vision_sink``: see
+    ``stage1_dual.encode``."""
     cache = EmbeddingCache(cfg.cache_dir) if cfg.cache_dir is not None else None
     encoded_images = encode_images(encoder, images, preprocess=cfg.encoder.preprocess,
                                    batch_size=cfg.encoder.batch_size, num_workers=cfg.encoder.num_workers,
                                    on_bad_input=cfg.on_bad_input, cache=cache, shard_size=cfg.cache_shard_size,
-                                   storage_dtype=cfg.cache_dtype)
+                                   storage_dtype=cfg.cache_dtype, vision_sink=vision_sink)
     encoded_texts = encode_texts(encoder, texts, batch_size=cfg.encoder.batch_size, cache=cache,
                                  shard_size=cfg.cache_shard_size, storage_dtype=cfg.cache_dtype)
     return encoded_images, encoded_texts
 
 
 def run_stage1(cfg: Stage1Config, images: Sequence[ImageRef], texts: Sequence[str],
-               encoder: Optional[DualEncoder] = None) -> Stage1Result:
-    """Load the encoder (unless given), encode both sides, retrieve both directions at ``cfg.depth``."""
+               encoder: Optional[DualEncoder] = None, vision_sink: Optional[VisionSink] = None) -> Stage1Result:
+    """Load the encoder (unless given), encode both sides, retrieve both directions at ``cfg.depth``.
+    ``vision_sink``: receives the vision tower's output of the images encoded now (see ``stage1_dual.encode``)."""
     encoder = encoder if encoder is not None else load_encoder(cfg.encoder)
-    encoded_images, encoded_texts = encode_with_cache(encoder, cfg, images, texts)
+    encoded_images, encoded_texts = encode_with_cache(encoder, cfg, images, texts, vision_sink)
     candidates = retrieve_both_directions(encoded_images.embeddings, encoded_texts.embeddings, cfg.index, cfg.depth,
                                           image_positions=encoded_images.positions)
     return Stage1Result(encoded_images, encoded_texts, candidates, encoder.fingerprint())

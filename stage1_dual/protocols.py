@@ -6,7 +6,7 @@ Stage 1 never imports ``eval``: images come in as any objects satisfying ``rrben
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import torch
 from PIL import Image
@@ -43,6 +43,10 @@ class DualEncoder(Protocol):
       hash of randomly initialised parameters); ``preprocess_description()``: a stable text
       describing ``image_transform()``. Both key the embedding cache.
     - ``precision``: effective autocast precision (``fp32``, ``fp16``, ``bf16``); ``device``.
+    - optional ``vectors_per_image`` V (default 1): when V > 1, ``encode_images`` returns ``[B, V, embed_dim]``
+      (every vector L2-normalised; image-text score = max over the V vectors), see :func:`vectors_per_image`.
+    - optional ``encode_images_and_vision(pixels)`` -> ``(encode_images(pixels), vision tower output)``, for a
+      :data:`VisionSink`.
     """
 
     embed_dim: int
@@ -61,3 +65,13 @@ class DualEncoder(Protocol):
     def fingerprint(self) -> str: ...
 
     def preprocess_description(self) -> str: ...
+
+
+VisionSink = Callable[[Sequence[Any], torch.Tensor], None]
+"""``sink(images, features)``: the vision tower's output ``features`` ``[B, ...]`` (on the encoder's device) of a
+batch of ``images`` (``rrbench_base.image_refs.ImageRef``, row-aligned), handed over as stage 1 encodes them."""
+
+
+def vectors_per_image(encoder: Any) -> int:
+    """Vectors per image embedding of ``encoder``: its ``vectors_per_image`` (multi-vector encoders), else 1."""
+    return int(getattr(encoder, "vectors_per_image", 1))

@@ -3,13 +3,20 @@
 :data:`FUSION_RULES` maps each rule name of ``fusion_rules`` (where the names and what each ranks by are written)
 to its function; each scores the first k candidates of every query, higher = better:
 
-- ``itm`` / ``itm+itc``: the match logit, plus the ITC score for the second.
-- ``alpha``: ``alpha * itm_prob + (1 - alpha) * s1``, ``itm_prob = softmax(itm_logits)[1]`` and ``s1`` the
-  stage-1 score scaled by :func:`minmax_per_query` over the first k candidates.
-- ``rrf``: ``1 / (rrf_k + r1) + 1 / (rrf_k + r_itm)``, ``r1`` = 1-based position in the candidate list (stage 1
-  returns best first), ``r_itm`` = rank by match logit among the k.
-- ``residual``: ``stage1_scale * s1 + (itm_logit[match] - itm_logit[no-match])`` with the raw stage-1 score
-  ``s1``: the product of the stage-1 softmax and the ITM odds (what ``training.listwise`` trains for).
+- ``itm``: the ITM match logit (ALBEF, X-VLM rerank with ITM alone).
+- ``itm+itc``: match logit + stage 2's own ITC score (the Q-Former ITC of the reranker's checkpoint, computed
+  for each candidate pair): LAVIS BLIP/BLIP-2's ``itm_logit + itc_sim`` whatever stage 1 is.
+- ``itm+stage1``: match logit + the stage-1 score. With stage 1 = ``blip2_itc`` on the reranker's checkpoint this
+  is LAVIS's ``compute_sim_matrix`` exactly (``score_matrix[i, topk] = itm_logit + topk_sim``: the ITC
+  similarity stage 1 ranked by); ``itm+itc`` then differs from it only by float rounding.
+- ``alpha``: ``alpha * itm_prob + (1 - alpha) * s1``, ``itm_prob = softmax(itm_logits)[1]`` in [0, 1] and
+  ``s1`` the stage-1 score min-max scaled per query over its first k candidates to [0, 1] (a constant row
+  gives 0.5); so both terms share the [0, 1] range whatever the stage-1 similarity's scale.
+- ``rrf``: ``1 / (rrf_k + r1) + 1 / (rrf_k + r_itm)``, ``r1`` = stage-1 rank (1-based position in the
+  candidate list, which stage 1 returns best first), ``r_itm`` = rank by match logit among the k.
+- ``residual``: ``stage1_scale * s1 + (itm_logit[match] - itm_logit[no-match])``, raw stage-1 score ``s1``:
+  the product of the stage-1 softmax and the ITM odds, the score the residual listwise loss
+  (``training.listwise``) trains the head for.
 
 Depth (DESIGN.md): :func:`rerank_at_depth` reorders the first k candidates by the fused score (ties keep
 stage-1 order; NaN scores, e.g. skipped images, go last among the k) and leaves the rest in stage-1 order
@@ -58,6 +65,10 @@ def fuse_itm_itc(stage2: CandidateScores, stage1: np.ndarray, fusion: FusionConf
     return stage2.itm.astype(np.float64) + stage2.itc
 
 
+def fuse_itm_stage1(stage2: CandidateScores, stage1: np.ndarray, fusion: FusionConfig) -> np.ndarray:
+    return stage2.itm.astype(np.float64) + stage1
+
+
 def fuse_alpha(stage2: CandidateScores, stage1: np.ndarray, fusion: FusionConfig) -> np.ndarray:
     return fusion.alpha * stage2.itm_prob + (1.0 - fusion.alpha) * minmax_per_query(stage1)
 
@@ -74,7 +85,8 @@ def fuse_residual(stage2: CandidateScores, stage1: np.ndarray, fusion: FusionCon
 
 
 FUSION_RULES: dict[FusionRuleName, Callable[[CandidateScores, np.ndarray, FusionConfig], np.ndarray]] = dict(
-    zip(FUSION_RULE_NAMES, (fuse_itm, fuse_itm_itc, fuse_alpha, fuse_rrf, fuse_residual), strict=True))
+    zip(FUSION_RULE_NAMES, (fuse_itm, fuse_itm_itc, fuse_itm_stage1, fuse_alpha, fuse_rrf, fuse_residual),
+        strict=True))
 """Rule name -> its function, in the order of ``fusion_rules.FUSION_RULE_NAMES``."""
 
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 import typing
 from typing import Literal
 
-FusionRuleName = Literal["itm", "itm+itc", "alpha", "rrf", "residual"]
+FusionRuleName = Literal["itm", "itm+itc", "itm+stage1", "alpha", "rrf", "residual"]
 FUSION_RULE_NAMES: tuple[FusionRuleName, ...] = typing.get_args(FusionRuleName)
 
 FUSION_RULE_DESCRIPTIONS: dict[str, str] = {
     "itm": "the ITM match logit alone (ALBEF, X-VLM).",
-    "itm+itc": "match logit + ITC cosine (LAVIS BLIP/BLIP-2: score_matrix = itm_logit + itc_sim).",
+    "itm+itc": "match logit + stage 2's own ITC cosine of the pair (LAVIS BLIP/BLIP-2's itm_logit + itc_sim, "
+               "whatever stage 1 is).",
+    "itm+stage1": "match logit + the stage-1 score: LAVIS's BLIP-2 rule exactly (score_matrix = itm_logit + "
+                  "topk_sim) when stage 1 is blip2_itc on the reranker's checkpoint.",
     "alpha": "alpha * ITM match probability + (1 - alpha) * stage-1 score min-max scaled per query over its "
              "first k candidates to [0, 1] (a constant row gives 0.5), so both terms share the [0, 1] range.",
     "rrf": "reciprocal-rank fusion 1 / (rrf_k + stage-1 rank) + 1 / (rrf_k + ITM rank), ranks from 1 among the k "

@@ -36,12 +36,14 @@ from eval.runner.cells import (DirectionData, cell_curves, cell_metrics, cell_qu
 from eval.runner.latency import (CostLedger, cost_context, stage1_latency, stage1_sources, stage2_latency,
                                  stage2_sources)
 from eval.runner.outputs import StagedOutputs
+from eval.runner.shared_vision import shared_vision_sink
 from eval.runner.threads import ThreadSetting, resolve_threads
 from eval.typed_config import to_dict
 from rrbench_base.candidates import Candidates
 from rrbench_base.provenance import provenance
 from rrbench_base.global_rng import seeded_torch_rng
 from stage1_dual.config import Stage1Config
+from stage1_dual.encoders import load_encoder
 from stage1_dual.pipeline import Stage1Result, run_stage1
 from stage2_rerank.rerank import Reranker, load_reranker
 
@@ -163,7 +165,11 @@ class ExperimentRun:
         ab = self.cfg.ablation
         tag = f"@{variant}" if variant else ""
         t0 = time.perf_counter()
-        s1 = run_stage1(s1cfg, bench.images, [c.text for c in bench.captions])
+        encoder = load_encoder(s1cfg.encoder)
+        sink, not_shared = shared_vision_sink(s1cfg, encoder, reranker)
+        s1 = run_stage1(s1cfg, bench.images, [c.text for c in bench.captions], encoder=encoder, vision_sink=sink)
+        can_share = hasattr(encoder, "encode_images_and_vision")  # its vision tower may serve stage 2
+        del encoder  # free its weights (device memory) before stage 2 runs
         stage1_seconds = time.perf_counter() - t0
         data = direction_data(bench, s1)
         text_cost = self.ledger.cost(_stage1_context("text", s1cfg, s1.encoder, self.dataset_id),
@@ -175,6 +181,9 @@ class ExperimentRun:
         self.costs[f"stage1{tag}"] = {"text": text_cost.as_dict(), "image": image_cost.as_dict(),
                                       "search_seconds_per_query": search}
         self.counts[f"stage1{tag}"] = s1.summary()
+        if can_share:
+            self.counts[f"stage1{tag}"]["vision_features_to_stage2"] = {
+                "images": sink.images if sink is not None else 0, "not_shared_because": not_shared or None}
         self.timings[f"stage1{tag}"] = {
             "total_seconds": stage1_seconds, "encode_images_seconds": s1.images.seconds,
             "encode_texts_seconds": s1.texts.seconds,

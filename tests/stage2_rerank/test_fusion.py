@@ -59,6 +59,14 @@ def test_itm_plus_itc_can_flip_an_itm_order():
     np.testing.assert_allclose(fused_scores(stage2, s1, FusionConfig("itm+itc")), [[1.0, 1.1]], atol=1e-6)
 
 
+def test_itm_plus_stage1_adds_the_stage1_score_not_stage2s_itc():
+    stage2 = scores_from([[1.0, 0.8]], itc=[[0.5, 0.0]])  # stage 2's ITC would keep 10 first
+    ids, s1 = IDS[:, :2], np.array([[0.1, 0.4]])
+    np.testing.assert_allclose(fused_scores(stage2, s1, FusionConfig("itm+stage1")), [[1.1, 1.2]], atol=1e-6)
+    assert rerank_at_depth(ids, s1, stage2, 2, FusionConfig("itm+stage1")).tolist() == [[11, 10]]
+    assert rerank_at_depth(ids, s1, stage2, 2, FusionConfig("itm+itc")).tolist() == [[10, 11]]
+
+
 def test_alpha_blends_itm_probability_with_minmax_stage1():
     probs = np.array([[0.1, 0.8, 0.9]])
     stage2 = scores_from(np.log(probs / (1 - probs)))  # no-match logit 0 -> softmax[1] = p
