@@ -24,7 +24,7 @@ from stage2_rerank.types import PairScores, RerankStats
 def test_every_place_takes_the_names_from_fusion_rules():
     from eval.experiment_config import AblationConfig
 
-    assert FUSION_RULE_NAMES == ("itm", "itm+itc", "alpha", "rrf", "residual")
+    assert FUSION_RULE_NAMES == ("itm", "itm+itc", "itm+stage1", "alpha", "rrf", "residual")
     assert tuple(FUSION_RULES) == FUSION_RULE_NAMES
     assert tuple(FUSION_RULE_DESCRIPTIONS) == FUSION_RULE_NAMES
     assert set(DEFAULT_RULES) <= set(FUSION_RULE_NAMES) and set(STAGE2_ONLY_RULES) <= set(FUSION_RULE_NAMES)
@@ -59,7 +59,7 @@ def test_unknown_rule_is_refused_naming_the_known_ones():
     from eval.experiment_config import AblationConfig
     from rrbench_base.config_errors import ConfigFieldError as FieldError
 
-    with pytest.raises(ConfigFieldError, match="itm, itm\\+itc, alpha, rrf, residual"):
+    with pytest.raises(ConfigFieldError, match="itm, itm\\+itc, itm\\+stage1, alpha, rrf, residual"):
         FusionConfig("mean")  # type: ignore[arg-type]
     with pytest.raises(FieldError, match="rules must be among") as error:
         AblationConfig(rules=["itm", "mean"])  # type: ignore[list-item]
