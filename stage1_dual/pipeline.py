@@ -42,17 +42,18 @@ class Stage1Result:
 
 def encode_with_cache(encoder: DualEncoder, cfg: Stage1Config, images: Sequence[ImageRef],
                       texts: Sequence[str]) -> tuple[EncodedImages, EncodedTexts]:
-    """Encode images and texts as ``cfg`` says (batching, workers, preprocessing, cache, bad-input policy).
+    """Encode images and texts as ``cfg`` says (batching, workers, image and caption preprocessing, cache,
+    bad-input policy).
 
     With ``cfg.cache_dir`` the embeddings go through :class:`EmbeddingCache`: keyed by content (encoder
-    fingerprint, preprocessing, precision, items), every shard checksummed; a damaged shard is moved aside
-    with a WARNING naming it and recomputed, so the result never depends on the cache's state."""
+    fingerprint, image / caption preprocessing, precision, items), every shard checksummed; a damaged shard is
+    moved aside with a WARNING naming it and recomputed, so the result never depends on the cache's state."""
     cache = EmbeddingCache(cfg.cache_dir) if cfg.cache_dir is not None else None
     encoded_images = encode_images(encoder, images, preprocess=cfg.encoder.preprocess,
                                    batch_size=cfg.encoder.batch_size, num_workers=cfg.encoder.num_workers,
                                    on_bad_input=cfg.on_bad_input, cache=cache, shard_size=cfg.cache_shard_size)
     encoded_texts = encode_texts(encoder, texts, batch_size=cfg.encoder.batch_size, cache=cache,
-                                 shard_size=cfg.cache_shard_size)
+                                 shard_size=cfg.cache_shard_size, caption_preprocessing=cfg.caption_preprocessing)
     return encoded_images, encoded_texts
 
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
 import torch
 
+from rrbench_base.caption_preprocessing import CaptionPreprocessing
 from rrbench_base.config_errors import ConfigFieldError
 
 Precision = Literal["auto", "fp32", "fp16", "bf16", "fp64"]
@@ -81,6 +82,11 @@ class RerankerConfig:
             machine does not have (no CUDA, or N out of range) is refused when the config loads.
         on_bad_input: an image that cannot be opened: ``error`` raises, ``skip`` gives its pairs NaN scores
             and records the image in the run's stats.
+        caption_preprocessing: how captions are prepared before the tokenizer sees them (``none``: as given;
+            ``blip_caption``: LAVIS's BLIP / BLIP-2 protocol; see
+            ``rrbench_base.caption_preprocessing.CaptionPreprocessing``). Part of the pair-score cache key. In an
+            experiment it must equal ``stage1.caption_preprocessing`` unless ``caption_preprocessing_per_stage``
+            is true.
     """
 
     backend: str = "blip2_itm"
@@ -98,6 +104,7 @@ class RerankerConfig:
     kv_chunk_mb: int = 1024
     device: str = "auto"
     on_bad_input: OnBadInput = "error"
+    caption_preprocessing: CaptionPreprocessing = field(default_factory=CaptionPreprocessing)
 
     def __post_init__(self) -> None:
         _require(self.backend in BACKEND_NAMES, "backend",
