@@ -15,6 +15,7 @@ from typing import Any, Optional, Sequence
 from eval.analysis.config import AnalysisConfig
 from eval.data.dataset_config import DatasetConfig
 from eval.typed_config import apply_overrides, check_field, from_dict, load_config, to_dict
+from rrbench_base.caption_preprocessing import CaptionPreprocessing
 from rrbench_base.config_errors import ConfigFieldError
 from rrbench_base.config_paths import path_note
 from stage1_dual.config import Stage1Config
@@ -122,6 +123,10 @@ class ExperimentConfig:
             shared machines set them to a fair share, and otherwise leaves alone what the caller already chose.
             Tiny models gain nothing from several threads and lose much when the cores are shared (a tiny
             reranker: 162.5 s at 2 threads, 5.1 s at 1 on a busy 2-core machine): set 1 or OMP_NUM_THREADS=1 there.
+        caption_preprocessing_per_stage: false (default): ``stage1.caption_preprocessing`` (and that of every
+            stage-1 variant) must equal ``stage2.caption_preprocessing``, so both stages see the same captions;
+            true: they may differ, deliberately (e.g. CLIP on captions as given, BLIP-2 on ``blip_caption``); each
+            stage's choice is in the results' recorded config either way.
     """
 
     experiment: str
@@ -135,6 +140,7 @@ class ExperimentConfig:
     cache_dir: Path = Path(".cache/rrbench")
     write_trec: bool = True
     threads: Optional[int] = None
+    caption_preprocessing_per_stage: bool = False
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
@@ -147,12 +153,32 @@ class ExperimentConfig:
         if not 0 <= self.seed < SEED_LIMIT:
             raise ConfigFieldError("seed", f"seed must be in [0, 2**32), got {self.seed}")
         _check_depths(self.ablation.depths, self.stage1.depth, "stage1.depth")
+        self.check_caption_preprocessing(self.stage1, "stage1")
         if self.stage2 is None and any(k > 0 for k in self.ablation.depths):
             raise ConfigFieldError("ablation.depths", "ablation.depths > 0 need a stage2 section (or set depths: [0])")
         cell = self.analysis.example_cell
         if cell is not None and cell not in self.setting_keys():
             raise ConfigFieldError("analysis.example_cell", f"analysis.example_cell {cell!r} is not a cell of this "
                                    f"experiment; cells: {', '.join(self.setting_keys())}")
+
+    def check_caption_preprocessing(self, stage1: Stage1Config, what: str) -> None:
+        """ConfigFieldError unless ``stage1`` (``what`` names it) and stage 2 preprocess captions alike, or the
+        difference is allowed by ``caption_preprocessing_per_stage``."""
+        if self.stage2 is None or self.caption_preprocessing_per_stage:
+            return
+        first, second = stage1.caption_preprocessing, self.stage2.caption_preprocessing
+        if first != second:
+            raise ConfigFieldError("stage2.caption_preprocessing", (
+                f"stage2.caption_preprocessing is {second.identity()} but {what}.caption_preprocessing is "
+                f"{first.identity()}: set both alike, or caption_preprocessing_per_stage: true if the stages are "
+                "meant to see different captions"))
+
+    def caption_preprocessings(self) -> list[CaptionPreprocessing]:
+        """The distinct caption preprocessings of this experiment's stage-1 settings and stage 2, in that order."""
+        found = [s.caption_preprocessing for s in self.stage1_settings().values()]
+        if self.stage2 is not None:
+            found.append(self.stage2.caption_preprocessing)
+        return list(dict.fromkeys(found))
 
     def setting_keys(self) -> list[str]:
         """Every cell's setting key, in results order (``stage1``, ``stage2/<rule>/k=<k>``, then variants)."""
@@ -181,6 +207,7 @@ class ExperimentConfig:
             where = f"{source}: ablation.stage1_variants.{name}" if source else f"ablation.stage1_variants.{name}"
             settings[name] = from_dict(Stage1Config, apply_overrides(base, pairs), where)
             _check_depths(self.ablation.depths, settings[name].depth, f"ablation.stage1_variants.{name}.depth")
+            self.check_caption_preprocessing(settings[name], f"ablation.stage1_variants.{name}")
         return settings
 
 

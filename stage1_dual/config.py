@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Union
 
+from rrbench_base.caption_preprocessing import CaptionPreprocessing
 from rrbench_base.config_errors import ConfigFieldError
 
 Precision = Literal["auto", "fp32", "fp16", "bf16", "fp64"]
@@ -205,6 +206,9 @@ class Stage1Config:
             dtype is part of the cache key and checked on every shard read.
         on_bad_input: an image that cannot be opened or preprocessed: ``error`` raises naming the
             file; ``skip`` leaves it out of the gallery and the queries and records it.
+        caption_preprocessing: how captions are prepared before the text encoder sees them (``none``: as
+            given; ``blip_caption``: LAVIS's BLIP / BLIP-2 protocol; see
+            ``rrbench_base.caption_preprocessing.CaptionPreprocessing``). Part of the text-embedding cache key.
     """
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -214,6 +218,7 @@ class Stage1Config:
     cache_shard_size: int = 4096
     cache_dtype: CacheDtype = "float32"
     on_bad_input: OnBadInput = "error"
+    caption_preprocessing: CaptionPreprocessing = field(default_factory=CaptionPreprocessing)
 
     def __post_init__(self) -> None:
         _require(self.depth >= 1, "depth", f"depth must be >= 1, got {self.depth}")

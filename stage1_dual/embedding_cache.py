@@ -2,11 +2,12 @@
 
 Key = sha256 of a JSON "key material": the code-level ``CACHE_FORMAT``, the encoder fingerprint (backend,
 content hashes of every weights / config / tokenizer file, architecture config, parameter dtype, tokenizer and
-text length; see ``TorchDualEncoder.fingerprint``), the preprocessing description (images), the effective
-precision, the kind, the items' content fingerprints in order (image bytes hashes / caption strings), the
-number of items, the shard size and, for a storage dtype other than float32, that dtype (``storage_dtype``;
-float32 keys are the same as before the option existed, so a float16 entry and a float32 one never share a
-key). No path or modification time stands in for content. Layout::
+text length; see ``TorchDualEncoder.fingerprint``), the preprocessing description (images; for texts the
+caption preprocessing's identity unless ``none``), the effective precision, the kind, the items' content
+fingerprints in order (image bytes hashes / caption strings after caption preprocessing), the number of items,
+the shard size and, for a storage dtype other than float32, that dtype (``storage_dtype``; float32 keys are the
+same as before the option existed, so a float16 entry and a float32 one never share a key). No path or
+modification time stands in for content. Layout::
 
     <root>/<kind>/<key[:24]>/manifest.json          key material (item fingerprints as a digest)
     <root>/<kind>/<key[:24]>/shard_00000.npz        embeddings [n_ok, D] in the entry's storage dtype

@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from rrbench_base.caption_preprocessing import CaptionPreprocessing
 from rrbench_base.image_refs import BadImageError, ImageRef, as_image_refs
 from stage1_dual.embedding_cache import CacheEntry, EmbeddingCache, ShardData, as_stored, items_digest
 from stage1_dual.preprocess import build_image_transform
@@ -214,11 +215,19 @@ def _encode_image_shard(encoder: DualEncoder, images: Sequence[ImageRef], positi
 
 def encode_texts(encoder: DualEncoder, texts: Sequence[str], *, batch_size: int = 256,
                  cache: Optional[EmbeddingCache] = None, shard_size: int = 4096,
-                 storage_dtype: str = "float32") -> EncodedTexts:
-    """Encode ``texts`` in input order; cached shards are loaded, missing ones encoded and saved."""
+                 storage_dtype: str = "float32",
+                 caption_preprocessing: Optional[CaptionPreprocessing] = None) -> EncodedTexts:
+    """Encode ``texts`` in input order; cached shards are loaded, missing ones encoded and saved.
+
+    ``caption_preprocessing`` (None = ``none``) is applied to every text first (``blip_caption``: an empty
+    result raises ``rrbench_base.caption_preprocessing.EmptyCaptionError`` naming its position); the cache key
+    holds the preprocessed texts and, unless ``none``, the preprocessing's identity."""
     start = time.perf_counter()
-    texts = [str(t) for t in texts]
+    preprocessing = caption_preprocessing or CaptionPreprocessing()
+    texts = preprocessing.apply_all([str(t) for t in texts])
     material = {"encoder": encoder.fingerprint(), "precision": encoder.precision, "items": items_digest(texts)}
+    if preprocessing.changes_text:
+        material["caption_preprocessing"] = preprocessing.identity()
     entry = _open_entry(cache, "texts", material, len(texts), shard_size, storage_dtype)
     num_shards = entry.num_shards if entry else max(1, -(-len(texts) // shard_size))
     shards: list[ShardData] = []

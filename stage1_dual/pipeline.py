@@ -43,20 +43,22 @@ class Stage1Result:
 def encode_with_cache(encoder: DualEncoder, cfg: Stage1Config, images: Sequence[ImageRef],
                       texts: Sequence[str], vision_sink: Optional[VisionSink] = None
                       ) -> tuple[EncodedImages, EncodedTexts]:
-    """Encode images and texts as ``cfg`` says (batching, workers, preprocessing, cache, bad-input policy).
+    """Encode images and texts as ``cfg`` says (batching, workers, image and caption preprocessing, cache,
+    bad-input policy).
 
     With ``cfg.cache_dir`` the embeddings go through :class:`EmbeddingCache`: keyed by content (encoder
-    fingerprint, preprocessing, precision, items) and ``cfg.cache_dtype``, every shard checksummed; a damaged
-    shard is moved aside with a WARNING naming it and recomputed, so the result never depends on the cache's
-    state (with ``cache_dtype: float16`` the embeddings are float16-rounded either way). ``vision_sink``: see
-    ``stage1_dual.encode``."""
+    fingerprint, image / caption preprocessing, precision, items) and ``cfg.cache_dtype``, every shard
+    checksummed; a damaged shard is moved aside with a WARNING naming it and recomputed, so the result never
+    depends on the cache's state (with ``cache_dtype: float16`` the embeddings are float16-rounded either way).
+    ``vision_sink``: see ``stage1_dual.encode``."""
     cache = EmbeddingCache(cfg.cache_dir) if cfg.cache_dir is not None else None
     encoded_images = encode_images(encoder, images, preprocess=cfg.encoder.preprocess,
                                    batch_size=cfg.encoder.batch_size, num_workers=cfg.encoder.num_workers,
                                    on_bad_input=cfg.on_bad_input, cache=cache, shard_size=cfg.cache_shard_size,
                                    storage_dtype=cfg.cache_dtype, vision_sink=vision_sink)
     encoded_texts = encode_texts(encoder, texts, batch_size=cfg.encoder.batch_size, cache=cache,
-                                 shard_size=cfg.cache_shard_size, storage_dtype=cfg.cache_dtype)
+                                 shard_size=cfg.cache_shard_size, storage_dtype=cfg.cache_dtype,
+                                 caption_preprocessing=cfg.caption_preprocessing)
     return encoded_images, encoded_texts
 
 

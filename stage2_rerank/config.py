@@ -15,17 +15,19 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal, Optional
 
 import torch
 
+from rrbench_base.caption_preprocessing import CaptionPreprocessing
 from rrbench_base.config_errors import ConfigFieldError
 from stage2_rerank.fusion_rules import FUSION_RULE_NAMES, FusionRuleName
 
 Precision = Literal["auto", "fp32", "fp16", "bf16", "fp64"]
 OnBadInput = Literal["error", "skip"]
+ImagePreprocessing = Literal["checkpoint", "blip_image_eval"]
 
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -62,6 +64,11 @@ class RerankerConfig:
             (with ``vision_precision: fp64``): scores computed in float64 and stored as float32, so CPUs with
             other instruction sets (AVX2, AVX-512) give the same scores (the demo's setting; slow on most GPUs).
         vision_precision: vision tower dtype; ``auto`` = fp16 on CUDA, fp32 on CPU (fp16 refused on CPU).
+        image_preprocessing: ``checkpoint`` = the checkpoint's own image processor; ``blip_image_eval`` = LAVIS's
+            eval transform, the BLIP-2 paper's protocol (PIL bicubic resize of the whole image to the vision
+            tower's size, no crop, OpenAI CLIP mean / std; ``stage2_rerank.vision.blip_image_eval``). Same
+            settings as BLIP-2's processor, but from transformers 5 that processor resizes with torchvision's
+            kernel, a few 8-bit levels off PIL's at sharp edges. ``blip2_vit`` vision provider only.
         text_max_length: captions are truncated to this many tokens incl. [CLS]/[SEP] (LAVIS uses 35); at least 3,
             and at most the Q-Former's ``max_position_embeddings`` when the checkpoint's config.json is on disk.
         pair_batch_size: (image, caption) pairs per Q-Former forward, at most what ``pair_memory_mb`` allows
@@ -82,6 +89,11 @@ class RerankerConfig:
             machine does not have (no CUDA, or N out of range) is refused when the config loads.
         on_bad_input: an image that cannot be opened: ``error`` raises, ``skip`` gives its pairs NaN scores
             and records the image in the run's stats.
+        caption_preprocessing: how captions are prepared before the tokenizer sees them (``none``: as given;
+            ``blip_caption``: LAVIS's BLIP / BLIP-2 protocol; see
+            ``rrbench_base.caption_preprocessing.CaptionPreprocessing``). Part of the pair-score cache key. In an
+            experiment it must equal ``stage1.caption_preprocessing`` unless ``caption_preprocessing_per_stage``
+            is true.
     """
 
     backend: str = "blip2_itm"
@@ -89,6 +101,7 @@ class RerankerConfig:
     vision_provider: Optional[str] = None
     precision: Precision = "auto"
     vision_precision: Precision = "auto"
+    image_preprocessing: ImagePreprocessing = "checkpoint"
     text_max_length: int = 35
     pair_batch_size: int = 32
     pair_memory_mb: Optional[int] = None
@@ -99,6 +112,7 @@ class RerankerConfig:
     kv_chunk_mb: int = 1024
     device: str = "auto"
     on_bad_input: OnBadInput = "error"
+    caption_preprocessing: CaptionPreprocessing = field(default_factory=CaptionPreprocessing)
 
     def __post_init__(self) -> None:
         _require(self.backend in BACKEND_NAMES, "backend",
@@ -122,6 +136,8 @@ class RerankerConfig:
                  f"vision_memory_mb must be >= 0, got {self.vision_memory_mb}")
         _require(bool(_DEVICE_PATTERN.match(self.device)), "device",
                  f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
+        _require(self.image_preprocessing in ("checkpoint", "blip_image_eval"), "image_preprocessing",
+                 f"image_preprocessing must be checkpoint or blip_image_eval, got {self.image_preprocessing!r}")
         _require(self.on_bad_input in ("error", "skip"), "on_bad_input",
                  f"on_bad_input must be 'error' or 'skip', got {self.on_bad_input!r}")
         if self.cache_dir is not None:

@@ -7,11 +7,15 @@ in chunks (features + cached cross-attention K/V of a chunk within ``kv_chunk_mb
 length-bucketed into batches of ``pair_batch_size`` (halved on CUDA OOM); each finished batch is committed
 to the score cache, so an interrupted run resumes where it stopped.
 
+Captions go through ``config.caption_preprocessing`` first (``rrbench_base.caption_preprocessing``; a caption it
+leaves empty raises RerankInputError naming its position); the pair-score cache is keyed by the text actually
+scored.
+
 Cache keys (``Reranker.model_key`` + Q-Former precision for pair scores, ``Reranker.feature_key`` for vision
 features) name everything that changes a value: the backend, the checkpoint's content identity, the vision
 provider's identity (weights, preprocessing, dtype), the feature storage (lossless: the computed dtype),
-``text_max_length``, the device type, torch / transformers versions and
-``caches.pair_scores.SCORE_CODE_VERSION``. Not keyed: batch sizes, image chunking and K/V caching, which only
+``text_max_length``, the caption preprocessing (unless ``none``), the device type, torch / transformers versions
+and ``caches.pair_scores.SCORE_CODE_VERSION``. Not keyed: batch sizes, image chunking and K/V caching, which only
 reorder float sums (differences ~1e-6). A cached entry that fails its checksum is recomputed (see
 ``caches.pair_scores`` and ``caches.vision_features``); a damaged vision spill met while scoring is recomputed
 from the image, so no score is computed from a damaged entry.
@@ -28,6 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from rrbench_base.caption_preprocessing import EmptyCaptionError
 from rrbench_base.image_refs import ImageRef, as_image_refs
 from stage2_rerank.backends import RerankerModel, load_backend
 from stage2_rerank.candidate_pairs import score_candidate_lists
@@ -78,6 +83,9 @@ class Reranker:
         self.features = features
         ident = (f"scores-v{SCORE_CODE_VERSION}|{model.backend}|{model.checkpoint_identity}|{self.feature_key}"
                  f"|features={features.storage}|len{config.text_max_length}")
+        self.caption_preprocessing = config.caption_preprocessing
+        if self.caption_preprocessing.changes_text:  # none keeps the keys of runs made before this option
+            ident += f"|captions={self.caption_preprocessing.identity()}"
         self.model_key = hashlib.sha256(ident.encode()).hexdigest()
         self.score_cache = None if root is None else ScoreCache(root / "scores.sqlite", self.model_key,
                                                                 model.precision)
@@ -183,11 +191,16 @@ class Reranker:
         """Scores of ``pairs`` (int ``[P, 2]``: image index into ``images``, caption index into ``captions``).
 
         ``images``: dataset items (:class:`ImageRef`), PIL images or file paths (``rrbench_base.image_refs``;
-        anything else raises ``rrbench_base.image_refs.BadImageError``)."""
+        anything else raises ``rrbench_base.image_refs.BadImageError``). ``captions`` are scored after the
+        config's caption preprocessing (RerankInputError when it leaves one empty)."""
         start_time = time.perf_counter()
         images = as_image_refs(images)
         if not all(isinstance(c, str) for c in captions):
             raise RerankInputError("captions must be strings")
+        try:
+            captions = self.caption_preprocessing.apply_all(captions)
+        except EmptyCaptionError as exc:
+            raise RerankInputError(str(exc)) from exc
         pairs = check_pairs(pairs, len(images), len(captions))
         stats = RerankStats(pairs=len(pairs))
         logits = np.full((len(pairs), 2), np.nan, dtype=np.float32)

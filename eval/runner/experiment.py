@@ -28,6 +28,7 @@ import numpy as np
 
 from eval.analysis import BootstrapSettings, QueryValues, analyse, write_per_query
 from eval.data.benchmark import Benchmark
+from eval.data.caption_checks import drop_captions_empty_after
 from eval.data.loaders import load_benchmark
 from eval.experiment_config import ExperimentConfig, with_cache_dirs
 from eval.runner.cells import (DirectionData, cell_curves, cell_metrics, cell_query_values, main_depths, rerank_both,
@@ -281,7 +282,8 @@ def _run(cfg: ExperimentConfig, start: float, threads: ThreadSetting) -> Path:
     try:
         run = ExperimentRun(cfg, staging, outputs.previous(), threads)
         t0 = time.perf_counter()
-        bench = load_benchmark(run.cfg.dataset)
+        bench = drop_captions_empty_after(load_benchmark(run.cfg.dataset), run.cfg.caption_preprocessings(),
+                                          run.cfg.dataset.on_bad_input)
         run.dataset_id = dataset_identity(bench)
         run.timings["load_data_seconds"] = time.perf_counter() - t0
         if run.cfg.write_trec:

@@ -35,8 +35,12 @@ def build_blip2_itm(model: Blip2ForImageTextRetrieval, processor: Any, config: R
     vision_dtype = resolve_dtype(config.vision_precision, device, "vision_precision")
     qformer_dtype = resolve_dtype(config.precision, device, "precision")
     source = ProviderSource(device=device, dtype=vision_dtype, checkpoint_identity=checkpoint_identity,
-                            model=model, processor=processor, model_dir=model_dir)
+                            model=model, processor=processor, model_dir=model_dir,
+                            image_preprocessing=config.image_preprocessing)
     provider = config.vision_provider or getattr(model.config, RERANKER_PROVIDER_KEY, None) or "blip2_vit"
+    if config.image_preprocessing == "blip_image_eval" and provider != "blip2_vit":
+        raise RerankerLoadError(f"image_preprocessing: blip_image_eval needs the blip2_vit vision provider, "
+                                f"this checkpoint uses {provider!r}")
     vision = make_vision_provider(provider, source)
     scorer = QFormerItm.from_retrieval_model(model).to(device=device, dtype=qformer_dtype).eval()
     if vision.feature_shape[1] != scorer.encoder_hidden_size:

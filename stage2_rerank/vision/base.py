@@ -25,6 +25,8 @@ class ProviderSource:
         model: the loaded checkpoint object, if the provider takes its weights from it.
         processor: the checkpoint's processor, if any.
         model_dir: the checkpoint directory, if any.
+        image_preprocessing: ``checkpoint`` (the processor's own) or ``blip_image_eval`` (LAVIS's eval transform,
+            ``stage2_rerank.vision.blip_image_eval``; providers that cannot honour it refuse it).
     """
 
     device: torch.device
@@ -33,6 +35,7 @@ class ProviderSource:
     model: nn.Module | None = None
     processor: Any | None = None
     model_dir: Path | None = None
+    image_preprocessing: str = "checkpoint"
 
 
 def square_image_processor(image_size: int, mean: float, std: float) -> BlipImageProcessor:

@@ -1,7 +1,8 @@
 """``blip2_vit`` vision provider: BLIP-2's ViT-g (``Blip2VisionModel``) with the checkpoint's image processor.
 
 Features = ``last_hidden_state`` (post-layernorm applied, as ``Blip2ForImageTextRetrieval.forward`` feeds the
-Q-Former), ``T = (image_size / patch)^2 + 1``, ``D = 1408``.
+Q-Former), ``T = (image_size / patch)^2 + 1``, ``D = 1408``. With ``image_preprocessing: blip_image_eval`` the
+images go through LAVIS's eval transform at the tower's size instead of the checkpoint's processor.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from stage2_rerank.config import dtype_name
 from stage2_rerank.content_identity import processor_digest
 from stage2_rerank.protocols import RerankerLoadError
 from stage2_rerank.vision.base import ProviderSource
+from stage2_rerank.vision.blip_image_eval import BlipImageEval
 
 
 def _square_size(size: Any) -> int:
@@ -68,5 +70,7 @@ def blip2_vit_provider(source: ProviderSource) -> Blip2VisionProvider:
     if vision_model is None or source.processor is None:
         raise RerankerLoadError("vision provider 'blip2_vit' needs a BLIP-2 checkpoint with a vision_model "
                                 "and its processor")
-    return Blip2VisionProvider(vision_model, source.processor.image_processor, source.device, source.dtype,
-                               source.checkpoint_identity)
+    processor = source.processor.image_processor
+    if source.image_preprocessing == "blip_image_eval":
+        processor = BlipImageEval(vision_model.config.image_size)
+    return Blip2VisionProvider(vision_model, processor, source.device, source.dtype, source.checkpoint_identity)
