@@ -10,6 +10,9 @@ Public API (each name is imported from its module on first use, so importing the
 - :class:`ConfigFieldError` (a config check naming its dotted key), :func:`path_note` (how config paths resolve);
 - :class:`ImageRef`, :class:`BadImageError`, :func:`as_image_ref` / :func:`as_image_refs` (dataset items, PIL images
   or paths as image references);
+- :class:`CaptionPreprocessing` (``none`` / LAVIS's ``blip_caption``; :class:`EmptyCaptionError`) and
+  :class:`BlipImageEval` (LAVIS's ``blip_image_eval`` image transform): the BLIP-2 paper protocol's inputs, for both
+  stages;
 - :func:`move_aside`: a damaged cache file set aside as ``<name>.corrupt-<UTC time>``;
 - :class:`PrivateGlobalRng` / :func:`seeded_torch_rng`: draws from torch's global generator without changing the
   caller's; :func:`save_training_state` / :func:`load_training_state` / :func:`has_training_state`: the resumable
@@ -24,8 +27,11 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "BlipImageEval": "rrbench_base.blip_image_eval",
     "move_aside": "rrbench_base.cache_files",
     "Candidates": "rrbench_base.candidates",
+    "CaptionPreprocessing": "rrbench_base.caption_preprocessing",
+    "EmptyCaptionError": "rrbench_base.caption_preprocessing",
     "ConfigFieldError": "rrbench_base.config_errors",
     "RELATIVE_PATH_RULE": "rrbench_base.config_paths",
     "path_note": "rrbench_base.config_paths",

@@ -20,7 +20,7 @@ from rrbench_base.caption_preprocessing import CaptionPreprocessing
 from rrbench_base.config_errors import ConfigFieldError
 
 Precision = Literal["auto", "fp32", "fp16", "bf16", "fp64"]
-PreprocessMode = Literal["model", "seed_rule"]
+PreprocessMode = Literal["model", "seed_rule", "blip_image_eval"]
 IndexType = Literal["flat", "ivfpq", "hnsw", "torch", "sq", "pq"]
 ScalarQuantizerType = Literal["fp16", "int8"]
 CacheDtype = Literal["float32", "float16"]
@@ -66,7 +66,9 @@ class EncoderConfig:
         num_workers: DataLoader worker processes decoding and preprocessing images (0 = in process).
         preprocess: ``model`` = the model's own image preprocessing; ``seed_rule`` = aspect under 2:1
             stretched to square, over 2:1 the long side centre-cropped to 2:1 first, bicubic resize to
-            the model's input size, then the model's normalisation.
+            the model's input size, then the model's normalisation; ``blip_image_eval`` = LAVIS's BLIP-2
+            evaluation transform (the whole image PIL-bicubic resized to the model's square input size, no crop,
+            OpenAI CLIP mean / std; ``rrbench_base.blip_image_eval``), for the BLIP-2 paper protocol.
         seed: torch seed used to initialise random-weight models (pretrained None), for reproducibility;
             in [0, 2**32).
         hub_cache_dir: Hugging Face / open_clip download cache; None = the libraries' defaults.
@@ -96,8 +98,8 @@ class EncoderConfig:
                  f"device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
         _require(self.batch_size >= 1, "batch_size", f"batch_size must be >= 1, got {self.batch_size}")
         _require(self.num_workers >= 0, "num_workers", f"num_workers must be >= 0, got {self.num_workers}")
-        _require(self.preprocess in ("model", "seed_rule"), "preprocess",
-                 f"preprocess must be model or seed_rule, got {self.preprocess!r}")
+        _require(self.preprocess in ("model", "seed_rule", "blip_image_eval"), "preprocess",
+                 f"preprocess must be model, seed_rule or blip_image_eval, got {self.preprocess!r}")
         _require(0 <= self.seed < SEED_LIMIT, "seed", f"seed must be in [0, 2**32), got {self.seed}")
         _require(math.isfinite(self.hub_probe_timeout_s) and self.hub_probe_timeout_s > 0, "hub_probe_timeout_s",
                  f"hub_probe_timeout_s must be a finite number > 0, got {self.hub_probe_timeout_s}")

@@ -1,4 +1,4 @@
-"""Image preprocessing choices: the model's own, or the seed documents' rule.
+"""Image preprocessing choices: the model's own, the seed documents' rule, or LAVIS's ``blip_image_eval``.
 
 Seed rule (from one of the project's seed write-ups): an image whose aspect ratio (long side /
 short side) is at most 2:1 is stretched to the square input; above 2:1 the long side is first
@@ -15,6 +15,7 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
+from rrbench_base.blip_image_eval import BlipImageEval
 from stage1_dual.protocols import DualEncoder
 
 SEED_RULE_MAX_ASPECT = 2.0
@@ -51,6 +52,27 @@ class SeedRuleTransform:
                            "interpolation": "bicubic", "mean": self.mean, "std": self.std}, sort_keys=True)
 
 
+class BlipImageEvalTransform:
+    """PIL -> float32 ``[3, S, S]`` by LAVIS's ``blip_image_eval`` at the model's square input size ``S``
+    (``rrbench_base.blip_image_eval``); picklable."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        if size[0] != size[1]:
+            raise ValueError(f"blip_image_eval needs a square input size, the model has {size}")
+        self.transform = BlipImageEval(int(size[0]))
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return torch.from_numpy(self.transform.pixels(image))
+
+    def description(self) -> str:
+        return json.dumps({"rule": "blip_image_eval", **self.transform.to_dict()}, sort_keys=True)
+
+
+def _blip_image_eval_transform(encoder: DualEncoder) -> tuple[Callable[[Image.Image], torch.Tensor], str]:
+    transform = BlipImageEvalTransform(encoder.image_size)
+    return transform, transform.description()
+
+
 def _model_transform(encoder: DualEncoder) -> tuple[Callable[[Image.Image], torch.Tensor], str]:
     return encoder.image_transform(), json.dumps({"rule": "model", "model": encoder.preprocess_description()})
 
@@ -63,12 +85,13 @@ def _seed_rule_transform(encoder: DualEncoder) -> tuple[Callable[[Image.Image], 
 PREPROCESS_MODES: dict[str, Callable[[DualEncoder], tuple[Callable[[Image.Image], torch.Tensor], str]]] = {
     "model": _model_transform,
     "seed_rule": _seed_rule_transform,
+    "blip_image_eval": _blip_image_eval_transform,
 }
 """Preprocessing mode -> ``encoder -> (transform, stable description for the cache key)``."""
 
 
 def build_image_transform(encoder: DualEncoder, mode: str) -> tuple[Callable[[Image.Image], torch.Tensor], str]:
-    """The transform for ``mode`` (``model`` or ``seed_rule``) and its description."""
+    """The transform for ``mode`` (a key of ``PREPROCESS_MODES``) and its description."""
     if mode not in PREPROCESS_MODES:
         raise ValueError(f"unknown preprocess mode {mode!r}; known: {', '.join(sorted(PREPROCESS_MODES))}")
     return PREPROCESS_MODES[mode](encoder)

@@ -66,7 +66,7 @@ class RerankerConfig:
         vision_precision: vision tower dtype; ``auto`` = fp16 on CUDA, fp32 on CPU (fp16 refused on CPU).
         image_preprocessing: ``checkpoint`` = the checkpoint's own image processor; ``blip_image_eval`` = LAVIS's
             eval transform, the BLIP-2 paper's protocol (PIL bicubic resize of the whole image to the vision
-            tower's size, no crop, OpenAI CLIP mean / std; ``stage2_rerank.vision.blip_image_eval``). Same
+            tower's size, no crop, OpenAI CLIP mean / std; ``rrbench_base.blip_image_eval``). Same
             settings as BLIP-2's processor, but from transformers 5 that processor resizes with torchvision's
             kernel, a few 8-bit levels off PIL's at sharp edges. ``blip2_vit`` vision provider only.
         text_max_length: captions are truncated to this many tokens incl. [CLS]/[SEP] (LAVIS uses 35); at least 3,

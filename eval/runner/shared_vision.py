@@ -46,6 +46,10 @@ class FeatureCacheSink:
         self.images += len(images)
 
 
+SHARED_PREPROCESSING = {("model", "checkpoint"), ("blip_image_eval", "blip_image_eval")}
+"""(stage1.encoder.preprocess, stage2.image_preprocessing) pairs that give the vision tower the same pixels."""
+
+
 def sharing_problem(stage1: Stage1Config, encoder: Any, reranker: Optional[Reranker]) -> Optional[str]:
     """Why stage 1 (config and loaded ``encoder``) cannot hand its vision features to ``reranker``; None when it
     can (see module docstring)."""
@@ -58,8 +62,10 @@ def sharing_problem(stage1: Stage1Config, encoder: Any, reranker: Optional[Reran
                 f"stage 2 {reranker.config.model!r}")
     if not isinstance(reranker.model.vision, Blip2VisionProvider):
         return "stage 2's vision provider is not the checkpoint's own ViT (blip2_vit)"
-    if stage1.encoder.preprocess != "model":
-        return f"stage 1 preprocess {stage1.encoder.preprocess!r} (sharing needs the model's own: model)"
+    pair = (stage1.encoder.preprocess, reranker.config.image_preprocessing)
+    if pair not in SHARED_PREPROCESSING:
+        return (f"stage 1 preprocess {pair[0]!r} and stage2.image_preprocessing {pair[1]!r} give different pixels "
+                "(sharing needs model / checkpoint or blip_image_eval / blip_image_eval)")
     stage2_device = reranker.model.device
     if encoder.device.type != stage2_device.type:
         return f"vision towers on {encoder.device.type} (stage 1) and {stage2_device.type} (stage 2)"

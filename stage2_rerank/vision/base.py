@@ -26,7 +26,7 @@ class ProviderSource:
         processor: the checkpoint's processor, if any.
         model_dir: the checkpoint directory, if any.
         image_preprocessing: ``checkpoint`` (the processor's own) or ``blip_image_eval`` (LAVIS's eval transform,
-            ``stage2_rerank.vision.blip_image_eval``; providers that cannot honour it refuse it).
+            ``rrbench_base.blip_image_eval``; providers that cannot honour it refuse it).
     """
 
     device: torch.device

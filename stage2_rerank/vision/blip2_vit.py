@@ -17,7 +17,7 @@ from stage2_rerank.config import dtype_name
 from stage2_rerank.content_identity import processor_digest
 from stage2_rerank.protocols import RerankerLoadError
 from stage2_rerank.vision.base import ProviderSource
-from stage2_rerank.vision.blip_image_eval import BlipImageEval
+from rrbench_base.blip_image_eval import BlipImageEval
 
 
 def _square_size(size: Any) -> int:

@@ -67,5 +67,15 @@ def test_modes_from_encoder(tiny_encoder):
         assert out.shape == (3, 32, 32)
         red_fraction[name] = float((out[0, 16] > out[1, 16]).float().mean())
     assert red_fraction["model"] < 0.1 and 0.15 < red_fraction["seed_rule"] < 0.25
-    with pytest.raises(ValueError, match="known: model, seed_rule"):
+    with pytest.raises(ValueError, match="known: blip_image_eval, model, seed_rule"):
         build_image_transform(tiny_encoder, "letterbox")
+
+
+def test_blip_image_eval_mode_is_lavis_transform_at_the_models_size(tiny_encoder):
+    from rrbench_base.blip_image_eval import BlipImageEval
+
+    transform, text = build_image_transform(tiny_encoder, "blip_image_eval")
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 50, 3), dtype=np.uint8))
+    size = tiny_encoder.image_size[0]
+    np.testing.assert_array_equal(transform(image).numpy(), BlipImageEval(size).pixels(image))
+    assert '"blip_image_eval"' in text and f'"size": {size}' in text

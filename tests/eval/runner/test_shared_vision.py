@@ -46,6 +46,8 @@ def test_same_checkpoint_dtype_and_device_share(checkpoint, reranker):
 @pytest.mark.parametrize("change, reason", [
     ({"precision": "fp64"}, "vision towers in torch.float64 (stage 1) and torch.float32"),
     ({"preprocess": "seed_rule"}, "stage 1 preprocess 'seed_rule'"),
+    ({"preprocess": "blip_image_eval"}, "stage 1 preprocess 'blip_image_eval' and stage2.image_preprocessing "
+                                        "'checkpoint' give different pixels"),
     ({"model": "other"}, "different checkpoints"),
 ])
 def test_any_difference_in_the_vision_tower_prevents_sharing(checkpoint, reranker, change, reason):
@@ -71,3 +73,20 @@ def test_handed_over_features_are_stage2s_own(checkpoint, reranker):
         got = reranker.features.get(image.fingerprint())
         assert got.dtype == want.dtype and got.shape == want.shape
         torch.testing.assert_close(got, want.cpu(), rtol=1e-5, atol=1e-5)
+
+
+def test_blip_image_eval_in_both_stages_shares_the_same_pixels(checkpoint):
+    """The paper protocol: LAVIS's blip_image_eval in both stages; the handed-over features are stage 2's own."""
+    with load_reranker(RerankerConfig(model=checkpoint, device="cpu", image_preprocessing="blip_image_eval")) as rr:
+        stage1 = _stage1(checkpoint, preprocess="blip_image_eval")
+        encoder = load_encoder(stage1.encoder)
+        sink, why_not = shared_vision_sink(stage1, encoder, rr)
+        assert isinstance(sink, FeatureCacheSink) and why_not == ""
+        rng = np.random.default_rng(5)
+        images = as_image_refs([Image.fromarray(rng.integers(0, 256, (30, 44 + i, 3), dtype=np.uint8))
+                                for i in range(2)])
+        encode_images(encoder, images, batch_size=2, preprocess="blip_image_eval", vision_sink=sink)
+        own = rr.model.vision.encode([image.open() for image in images])
+        for image, want in zip(images, own):
+            torch.testing.assert_close(rr.features.get(image.fingerprint()), want.cpu(), rtol=1e-5, atol=1e-5)
+        assert "different pixels" in sharing_problem(_stage1(checkpoint), encoder, rr)

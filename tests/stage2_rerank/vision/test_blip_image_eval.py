@@ -30,7 +30,7 @@ from stage2_rerank.bench.random_checkpoint import build_processor
 from stage2_rerank.config import RerankerConfig
 from stage2_rerank.protocols import RerankerLoadError
 from stage2_rerank.rerank import load_reranker
-from stage2_rerank.vision.blip_image_eval import BlipImageEval
+from rrbench_base.blip_image_eval import BlipImageEval
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
