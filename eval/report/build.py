@@ -30,6 +30,7 @@ EXAMPLES = """\
 examples:
   rrbench report results/demo/results.json --out /tmp/demo_report   # one experiment's tables and plots
   rrbench report results/demo/results.json results/flickr8k_lite/results.json --out /tmp/compare
+  rrbench report results/demo/results.json --ci --out /tmp/demo_ci   # R@1 95% intervals as table columns
   rrbench report results/*/results.json                # outputs next to each file, comparison in results/comparison
 """
 
@@ -45,7 +46,7 @@ def _folder_name(experiment: str) -> str:
     return name if name.strip(".") else name.replace(".", "_") or "_"
 
 
-def build_report(results_paths: list[Path], out_dir: Path | None = None) -> list[Path]:
+def build_report(results_paths: list[Path], out_dir: Path | None = None, ci: bool = False) -> list[Path]:
     """Write tables, plots and the example page for each results file, and a merged table and plots when there are
     several.
 
@@ -55,6 +56,7 @@ def build_report(results_paths: list[Path], out_dir: Path | None = None) -> list
             ``default_comparison_dir``. Given: every output goes under it and nothing else is written (one
             file: its outputs in ``out_dir``; several: the comparison in ``out_dir``, each experiment's
             outputs in ``out_dir/<experiment>``).
+        ci: R@1 confidence intervals as columns of the Markdown and LaTeX tables.
 
     Returns:
         Every file written.
@@ -73,13 +75,13 @@ def build_report(results_paths: list[Path], out_dir: Path | None = None) -> list
             target = results.path.parent
         else:
             target = Path(out_dir) if len(loaded) == 1 else Path(out_dir) / _folder_name(results.experiment)
-        written += write_tables([results], target)
+        written += write_tables([results], target, ci=ci)
         written += write_plots(results, target)
         written += write_example_page(results, target)
         logger.info("report for %s written to %s", results.experiment, target)
     if len(loaded) > 1:
         target = Path(out_dir) if out_dir is not None else default_comparison_dir([r.path for r in loaded])
-        written += write_tables(loaded, target)
+        written += write_tables(loaded, target, ci=ci)
         written += write_comparison_plots(loaded, target)
         logger.info("comparison table and plots of %d experiments written to %s", len(loaded), target)
     return written
@@ -94,11 +96,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "plots; several: the comparison table and plots in DIR, each experiment's tables and plots in DIR/<experiment> "
         "(default: outputs next to each file, comparison in <results root>/comparison)",
     )
+    parser.add_argument("--ci", action="store_true",
+                        help="add the bootstrap confidence intervals of R@1 (both directions) as table columns "
+                        "(table.md / table.tex; table.csv always has every interval)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``report`` subcommand; returns the exit status."""
-    written = build_report(list(args.results), args.out)
+    written = build_report(list(args.results), args.out, ci=args.ci)
     for path in written:
         logger.info("wrote %s", path)
     return 0

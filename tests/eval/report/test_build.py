@@ -135,3 +135,15 @@ def test_comparison_plots_are_drawn_from_the_json(tmp_path):
     legend = figure.axes[0].get_legend()
     assert not legend.get_window_extent(renderer).overlaps(figure.axes[0].get_window_extent(renderer))
     assert any(t.get_text().startswith("beta (other-set, val)") for t in legend.get_texts())
+
+
+def test_report_ci_flag_adds_interval_columns(tmp_path):
+    from eval.report.build import main
+
+    from .conftest import make_results, write_results
+
+    path = write_results(tmp_path / "in", make_results())
+    assert main([str(path), "--ci", "--out", str(tmp_path / "ci")]) == 0
+    assert main([str(path), "--out", str(tmp_path / "plain")]) == 0
+    assert "t2i R@1 95% CI" in (tmp_path / "ci" / "table.md").read_text()
+    assert "95% CI" not in (tmp_path / "plain" / "table.md").read_text()
