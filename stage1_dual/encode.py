@@ -44,7 +44,8 @@ class EncodedImages:
 
     ``embeddings`` float32 ``[n_ok, D]`` (rows L2-normalised); ``positions`` int64 ``[n_ok]``: input
     position of each row; ``ids``: their ids; ``skipped``: the images left out; ``cached_items`` /
-    ``encoded_items``: how many inputs came from the cache / went through the encoder.
+    ``encoded_items``: how many inputs came from the cache / went through the encoder; ``seconds``: wall time;
+    ``process_seconds``: in a job of several processes, the seconds each spent encoding its share (empty in one).
     """
 
     embeddings: np.ndarray
@@ -54,16 +55,19 @@ class EncodedImages:
     cached_items: int = 0
     encoded_items: int = 0
     seconds: float = 0.0
+    process_seconds: list[float] = field(default_factory=list)
 
 
 @dataclass
 class EncodedTexts:
-    """Text embeddings float32 ``[n, D]`` (rows L2-normalised) in input order, with cache counts."""
+    """Text embeddings float32 ``[n, D]`` (rows L2-normalised) in input order, with cache counts and times (as
+    :class:`EncodedImages`)."""
 
     embeddings: np.ndarray
     cached_items: int = 0
     encoded_items: int = 0
     seconds: float = 0.0
+    process_seconds: list[float] = field(default_factory=list)
 
 
 class _ImageDataset(Dataset):
@@ -107,6 +111,15 @@ def _concat(shards: list[ShardData], dim: int) -> tuple[np.ndarray, np.ndarray]:
     return embeddings, positions
 
 
+def _image_key_material(encoder: DualEncoder, images: Sequence[ImageRef], preprocess_text: str) -> dict[str, Any]:
+    return {"encoder": encoder.fingerprint(), "precision": encoder.precision, "preprocess": preprocess_text,
+            "items": items_digest(_safe_fingerprint(image) for image in images)}
+
+
+def _text_key_material(encoder: DualEncoder, texts: Sequence[str]) -> dict[str, Any]:
+    return {"encoder": encoder.fingerprint(), "precision": encoder.precision, "items": items_digest(texts)}
+
+
 def _open_entry(cache: Optional[EmbeddingCache], kind: str, material: dict[str, Any], n: int,
                 shard_size: int) -> Optional[CacheEntry]:
     return cache.entry(kind, material, n, shard_size) if cache is not None else None
@@ -124,9 +137,8 @@ def encode_images(encoder: DualEncoder, images: Sequence[ImageRef], *, preproces
         raise ValueError(f"on_bad_input must be error or skip, got {on_bad_input!r}")
     start = time.perf_counter()
     transform, preprocess_text = build_image_transform(encoder, preprocess)
-    material = {"encoder": encoder.fingerprint(), "precision": encoder.precision, "preprocess": preprocess_text,
-                "items": items_digest(_safe_fingerprint(image) for image in images)}
-    entry = _open_entry(cache, "images", material, len(images), shard_size)
+    entry = _open_entry(cache, "images", _image_key_material(encoder, images, preprocess_text), len(images),
+                        shard_size)
     num_shards = entry.num_shards if entry else max(1, -(-len(images) // shard_size))
     shards: list[ShardData] = []
     cached = encoded = 0
@@ -187,26 +199,20 @@ def encode_texts(encoder: DualEncoder, texts: Sequence[str], *, batch_size: int 
     """Encode ``texts`` in input order; cached shards are loaded, missing ones encoded and saved."""
     start = time.perf_counter()
     texts = [str(t) for t in texts]
-    material = {"encoder": encoder.fingerprint(), "precision": encoder.precision, "items": items_digest(texts)}
-    entry = _open_entry(cache, "texts", material, len(texts), shard_size)
+    entry = _open_entry(cache, "texts", _text_key_material(encoder, texts), len(texts), shard_size)
     num_shards = entry.num_shards if entry else max(1, -(-len(texts) // shard_size))
     shards: list[ShardData] = []
     cached = encoded = 0
     with tqdm(total=len(texts), desc="encode texts", unit="txt") as bar:
         for index in range(num_shards):
             lo, hi = index * shard_size, min((index + 1) * shard_size, len(texts))
-            shard = entry.read_shard(index, encoder.embed_dim) if entry is not None else None
-            if shard is not None and np.array_equal(shard.positions, np.arange(lo, hi)):
+            shard = _read_text_shard(entry, index, encoder.embed_dim) if entry is not None else None
+            if shard is not None:
                 shards.append(shard)
                 cached += hi - lo
                 bar.update(hi - lo)
                 continue
-            rows = []
-            for b in range(lo, hi, batch_size):
-                rows.append(encoder.encode_texts(texts[b:min(b + batch_size, hi)]))
-                bar.update(min(b + batch_size, hi) - b)
-            embeddings = torch.cat(rows).numpy() if rows else np.zeros((0, encoder.embed_dim), np.float32)
-            shard = ShardData(embeddings.astype(np.float32, copy=False), np.arange(lo, hi, dtype=np.int64))
+            shard = _encode_text_range(encoder, texts, lo, hi, batch_size, bar)
             if entry is not None:
                 entry.save_shard(index, shard)
             shards.append(shard)
@@ -215,3 +221,21 @@ def encode_texts(encoder: DualEncoder, texts: Sequence[str], *, batch_size: int 
     if entry is not None:
         entry.mark_complete({"rows": int(len(embeddings))})
     return EncodedTexts(embeddings, cached_items=cached, encoded_items=encoded, seconds=time.perf_counter() - start)
+
+
+def _read_text_shard(entry: CacheEntry, index: int, dim: int) -> Optional[ShardData]:
+    """A cached text shard, when present, sound and holding every position of its range."""
+    shard = entry.read_shard(index, dim)
+    lo, hi = entry.shard_range(index)
+    return shard if shard is not None and np.array_equal(shard.positions, np.arange(lo, hi)) else None
+
+
+def _encode_text_range(encoder: DualEncoder, texts: Sequence[str], lo: int, hi: int, batch_size: int,
+                       bar: tqdm) -> ShardData:
+    """Texts ``[lo, hi)`` in batches of ``batch_size`` starting at ``lo``."""
+    rows = []
+    for b in range(lo, hi, batch_size):
+        rows.append(encoder.encode_texts(texts[b:min(b + batch_size, hi)]))
+        bar.update(min(b + batch_size, hi) - b)
+    embeddings = torch.cat(rows).numpy() if rows else np.zeros((0, encoder.embed_dim), np.float32)
+    return ShardData(embeddings.astype(np.float32, copy=False), np.arange(lo, hi, dtype=np.int64))
