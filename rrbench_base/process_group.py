@@ -108,12 +108,14 @@ def contiguous_blocks(count: int, parts: int) -> list[range]:
     return [range(bounds[p], bounds[p + 1]) for p in range(parts)]
 
 
-def balanced_groups(weights: Sequence[int] | np.ndarray, parts: int) -> np.ndarray:
+def balanced_groups(weights: Sequence[int] | np.ndarray, parts: int,
+                    initial: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
     """Owner (``0..parts-1``) of each group, by longest-processing-time-first: groups in order of decreasing
-    weight (ties by index) each go to the part with the least weight so far (ties by lower part)."""
+    weight (ties by index) each go to the part with the least weight so far (ties by lower part); ``initial``:
+    the weight each part already carries (default none)."""
     weights = np.asarray(weights, dtype=np.int64)
     owner = np.zeros(len(weights), dtype=np.int64)
-    load = np.zeros(parts, dtype=np.int64)
+    load = np.zeros(parts, dtype=np.int64) if initial is None else np.array(initial, dtype=np.int64)
     for group in np.argsort(-weights, kind="stable").tolist():
         part = int(np.argmin(load))
         owner[group] = part

@@ -73,26 +73,40 @@ def _text_embeddings(model: "RerankerModel", tokens: list[list[int]], batch_size
     return embeds
 
 
-def _planned_text_embeddings(model: "RerankerModel", tokens: list[list[int]], batch_size: int, needed: np.ndarray,
-                             stats: "RerankStats") -> torch.Tensor:
-    """``_text_embeddings`` of the ``needed`` captions only, each in its one-process batch's padding (rows of the
-    others stay zero)."""
-    lengths = np.array([len(t) for t in tokens])
+def _planned_text_embeddings(model: "RerankerModel", tokens: list[list[int]], batch_size: int,
+                             needed: np.ndarray) -> torch.Tensor:
+    """``_text_embeddings`` of the one-process batches that hold a ``needed`` caption (whole batches, so every
+    embedding has the one-process bits); rows of the other captions stay zero."""
+    order = np.argsort([len(t) for t in tokens], kind="stable")
+    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
     embeds: torch.Tensor | None = None
-    for items, pad_length in planned_batches(np.argsort(lengths, kind="stable"), lengths, batch_size, needed):
-        def run_batch(start: int, stop: int, items: np.ndarray = items, pad_length: int = pad_length) -> None:
-            nonlocal embeds
-            sel = items[start:stop]
-            ids, mask = pad_token_batch([tokens[i] for i in sel], model.tokenizer.pad_token_id, model.device,
-                                        pad_length)
-            part = model.scorer.text_embeddings(ids, mask)
-            if embeds is None:
-                embeds = torch.zeros((len(tokens), part.shape[1]), dtype=part.dtype, device=model.device)
-            embeds[torch.as_tensor(sel, device=model.device)] = part
-
-        run_adaptive_batches(len(items), batch_size, run_batch, "itc_text", stats.oom_events)
+    for sel in (b for b in batches if needed[b].any()):
+        ids, mask = pad_token_batch([tokens[i] for i in sel], model.tokenizer.pad_token_id, model.device)
+        part = model.scorer.text_embeddings(ids, mask)
+        if embeds is None:
+            embeds = torch.zeros((len(tokens), part.shape[1]), dtype=part.dtype, device=model.device)
+        embeds[torch.as_tensor(sel, device=model.device)] = part
     assert embeds is not None, "no caption is needed"
     return embeds
+
+
+def _planned_image_embeddings(model: "RerankerModel", features: torch.Tensor, slots: np.ndarray, chunk: np.ndarray,
+                              batch_size: int) -> torch.Tensor:
+    """``_image_embeddings`` of the images ``slots`` (features ``[len(slots), T, D]``) of ``chunk``, each in a
+    batch of the one-process shape (the one-process batch of ``chunk``, other images' rows zero: every image is
+    computed on its own, so only the shape matters to its bits)."""
+    out: list[torch.Tensor | None] = [None] * len(slots)
+    for start in range(0, len(chunk), batch_size):
+        batch = chunk[start:start + batch_size]
+        mine = np.flatnonzero(np.isin(slots, batch))
+        if not len(mine):
+            continue
+        full = features.new_zeros((len(batch), *features.shape[1:]))
+        full[torch.as_tensor(np.searchsorted(batch, slots[mine]), device=features.device)] = features[mine]
+        part = model.scorer.image_embeddings(full)
+        for row, at in zip(mine.tolist(), np.searchsorted(batch, slots[mine]).tolist()):
+            out[row] = part[at]
+    return torch.stack(out)  # type: ignore[arg-type]
 
 
 def _image_embeddings(model: "RerankerModel", features: torch.Tensor, batch_size: int,
@@ -120,8 +134,8 @@ def score_missing_pairs(model: "RerankerModel", features_of: Callable[[int], tor
 
     ``owned`` (bool ``[M]``; one process's share in a job of several): only those pairs are scored (only their
     images' features are asked for), in the batches and padding a one-process call makes of all ``pairs``
-    (``pair_batching.planned_batches``), so their values are the one-process values bit for bit, unless an
-    out-of-memory back-off changed the one-process batches.
+    (``pair_batching.planned_batches``; ITC embeddings in one-process batch shapes), so their values are the
+    one-process values bit for bit, unless an out-of-memory back-off changed the one-process batches.
     """
     scorer, device = model.scorer, model.device
     caption_ids, caption_of_pair = np.unique(pairs[:, 1], return_inverse=True)
@@ -145,7 +159,7 @@ def score_missing_pairs(model: "RerankerModel", features_of: Callable[[int], tor
         else:
             needed = np.zeros(len(caption_ids), dtype=bool)
             needed[caption_of_pair[owned]] = True
-            text_embeds = _planned_text_embeddings(model, tokens, itc_size, needed, stats)
+            text_embeds = _planned_text_embeddings(model, tokens, itc_size, needed)
         stats.seconds["itc"] = stats.seconds.get("itc", 0.0) + time.perf_counter() - t0
         per_image = positions * dim * scorer.dtype.itemsize
         if config.cache_cross_attention_kv:
@@ -164,7 +178,8 @@ def score_missing_pairs(model: "RerankerModel", features_of: Callable[[int], tor
                 slots = np.unique(slot_of_pair[np.concatenate([items for items, _ in plan])])
             t0 = time.perf_counter()
             features = torch.stack([features_of(int(image_ids[s])).to(scorer.dtype) for s in slots]).to(device)
-            image_embeds = _image_embeddings(model, features, itc_size, stats)
+            image_embeds = _image_embeddings(model, features, itc_size, stats) if plan is None else \
+                _planned_image_embeddings(model, features, slots, chunk, itc_size)
             stats.seconds["itc"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             kv = scorer.cross_attention_kv(features) if config.cache_cross_attention_kv else None

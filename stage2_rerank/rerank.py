@@ -89,6 +89,7 @@ class Reranker:
             ScoreCache(root / "scores.sqlite", self.model_key, model.precision)
         self.pair_batch_size = config.pair_batch_size
         self.vision_batch_size = config.vision_batch_size
+        self.feature_owners: dict[str, int] = {}  # image fingerprint -> process holding its features (shared_scoring)
 
     def close(self) -> None:
         if self._owns_features:

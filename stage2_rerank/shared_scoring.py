@@ -2,11 +2,14 @@
 
 1. The main process fingerprints the images and looks the distinct (image, caption) keys up in the score cache
    (the only process that opens it); every process receives the fingerprints and what was found.
-2. The missing keys are grouped by image and the images given out by pair count
-   (``rrbench_base.process_group.balanced_groups``): all pairs of an image are on one process, so each image's
-   vision tower runs once in the whole job, on the process that owns it.
-3. Each process scores its pairs in the batches and padding of a one-process run (``pair_scoring``'s ``owned``),
-   so the values are the one-process values bit for bit.
+2. The missing keys are grouped by image and the images given out by pair count (:func:`assign_images`): all
+   pairs of an image are on one process, so each image's vision tower runs once in the whole job, on the
+   process that owns it (which keeps it for later calls: its features are cached there).
+3. Each process runs the vision tower in one-process vision batches and scores its pairs in the batches and
+   padding of a one-process run (``pair_scoring``'s ``owned``), so the values are the one-process values bit
+   for bit on deterministic kernels. Not so where the batches of a one-process run cannot be known: after an
+   out-of-memory back-off, or for the images of a later call when earlier calls cached some images' features
+   (several stage-1 settings); then values can differ in the last bits (as between batch sizes).
 4. Every process receives every score (``all_gather``); the main process writes its own batches to the score
    cache as they finish and the others' after the gather, so the cache is the one a one-process run writes.
 
@@ -30,10 +33,26 @@ from stage2_rerank.types import PairScores, RerankStats
 PHASES = ("vision", "itc", "itm")
 
 
-def image_owners(image_of_pair: np.ndarray, parts: int) -> np.ndarray:
-    """Process that scores each pair: whole images, balanced by their number of pairs."""
-    images, inverse, counts = np.unique(image_of_pair, return_inverse=True, return_counts=True)
-    return balanced_groups(counts, parts)[inverse.reshape(-1)]
+def assign_images(image_of_pair: Sequence[str], owners: dict[str, int], parts: int, batch_size: int) -> np.ndarray:
+    """Process that scores each pair, given the image fingerprint of each (``image_of_pair``).
+
+    An image already in ``owners`` (fingerprint -> process; its features are cached there) stays there. The
+    others, in order of first appearance, are cut into runs of ``batch_size`` (the vision batches a one-process
+    run makes of them, so each process's vision batches are one-process batches), and the runs are given out by
+    their number of pairs on top of the pairs the processes already have (``balanced_groups``). ``owners`` is
+    updated with the new images."""
+    counts: dict[str, int] = {}
+    for image in image_of_pair:
+        counts[image] = counts.get(image, 0) + 1
+    new = [image for image in counts if image not in owners]
+    runs = [new[start:start + batch_size] for start in range(0, len(new), batch_size)]
+    load = np.zeros(parts, dtype=np.int64)
+    for image, count in counts.items():
+        if image in owners:
+            load[owners[image]] += count
+    for run, part in zip(runs, balanced_groups([sum(counts[i] for i in run) for run in runs], parts, load)):
+        owners.update(dict.fromkeys(run, int(part)))
+    return np.array([owners[image] for image in image_of_pair], dtype=np.int64)
 
 
 def score_pairs_shared(reranker: Any, images: Sequence[ImageRef], captions: Sequence[str],
@@ -70,7 +89,8 @@ def score_pairs_shared(reranker: Any, images: Sequence[ImageRef], captions: Sequ
             "seconds": {}}
     if missing:
         representatives = np.array([pairs[rows_of_key[key][0]] for key in missing], dtype=np.int64)
-        owned = image_owners(representatives[:, 0], processes.size) == processes.rank
+        owned = assign_images([prints[i] for i in representatives[:, 0].tolist()], reranker.feature_owners,
+                              processes.size, reranker.vision_batch_size) == processes.rank
         skipped_before = len(stats.skipped)
         t0 = time.perf_counter()
         reranker.encode_images(images, representatives[owned, 0].tolist(), prints, stats, progress)
