@@ -63,8 +63,8 @@ def merged_runs(units: Sequence[tuple[int, int, int]]) -> list[tuple[int, int, i
 def encode_sharded(processes: ProcessGroup, num_items: int, shard_size: int, batch_size: int, dim: int,
                    read_shard: Callable[[int], Optional[ShardData]], encode_run: Callable[[int, int], ShardData],
                    save_shard: Optional[Callable[[int, ShardData], None]]) -> Optional[ShardedOutcome]:
-    """The module's procedure over ``num_items`` items of ``dim``-wide embeddings. ``read_shard(index)``: a cached shard or None (main
-    process only); ``encode_run(start, stop)``: the items' embeddings, in batches from ``start``;
+    """The module's procedure over ``num_items`` items of ``dim``-wide embeddings. ``read_shard(index)``: a cached
+    shard or None (main process only); ``encode_run(start, stop)``: the items' embeddings, in batches from ``start``;
     ``save_shard``: writes a shard to the cache (main process only; None: no cache)."""
     num_shards = max(1, -(-num_items // shard_size))
 

@@ -84,3 +84,16 @@ def test_a_run_with_the_other_process_count_reads_every_cache(results, name):
     assert counts["stage2"]["pairs_scored"] == counts["stage2"]["images_encoded"] == 0
     assert counts["stage2"]["pairs_from_cache"] == counts["stage2"]["unique_keys"] > 0
     assert json.dumps(results[name][0]["metrics"]) == json.dumps(results["one"][0]["metrics"])
+
+
+def test_cli_processes_option_starts_that_many_processes_of_the_config(tmp_path, monkeypatch, capsys):
+    import eval.runner.launch as launch
+    from eval.cli import main
+    from eval.commands.run import run_config_process
+
+    config = write_tiny_experiment(tmp_path)
+    started = []
+    monkeypatch.setattr(launch, "run_in_processes", lambda count, target, *args: started.append((count, target, args)))
+    assert main(["run", str(config), "threads=1", "--processes", "3"]) == 0
+    assert started == [(3, run_config_process, (str(config), ["threads=1"], False))]
+    assert f"outputs: {tmp_path / 'results' / 'tiny'}" in capsys.readouterr().out
