@@ -55,7 +55,8 @@ class EncodedImages:
     ``embeddings`` float32 ``[n_ok, D]`` (rows L2-normalised), or ``[n_ok, V, D]`` for a multi-vector encoder
     (every vector L2-normalised); ``positions`` int64 ``[n_ok]``: input
     position of each row; ``ids``: their ids; ``skipped``: the images left out; ``cached_items`` /
-    ``encoded_items``: how many inputs came from the cache / went through the encoder.
+    ``encoded_items``: how many inputs came from the cache / went through the encoder; ``seconds``: wall time;
+    ``process_seconds``: in a job of several processes, the seconds each spent encoding its share (empty in one).
     """
 
     embeddings: np.ndarray
@@ -65,16 +66,19 @@ class EncodedImages:
     cached_items: int = 0
     encoded_items: int = 0
     seconds: float = 0.0
+    process_seconds: list[float] = field(default_factory=list)
 
 
 @dataclass
 class EncodedTexts:
-    """Text embeddings float32 ``[n, D]`` (rows L2-normalised) in input order, with cache counts."""
+    """Text embeddings float32 ``[n, D]`` (rows L2-normalised) in input order, with cache counts and times (as
+    :class:`EncodedImages`)."""
 
     embeddings: np.ndarray
     cached_items: int = 0
     encoded_items: int = 0
     seconds: float = 0.0
+    process_seconds: list[float] = field(default_factory=list)
 
 
 class _ImageDataset(Dataset):
@@ -118,6 +122,27 @@ def _concat(shards: list[ShardData], dim: int) -> tuple[np.ndarray, np.ndarray]:
     return embeddings, positions
 
 
+def _image_key_material(encoder: DualEncoder, images: Sequence[ImageRef], preprocess_text: str) -> dict[str, Any]:
+    """Cache-key material of an image encoding (the shape only for multi-vector encoders, so single-vector keys
+    are unchanged)."""
+    material = {"encoder": encoder.fingerprint(), "precision": encoder.precision, "preprocess": preprocess_text,
+                "items": items_digest(_safe_fingerprint(image) for image in images)}
+    vectors = vectors_per_image(encoder)
+    if vectors > 1:
+        material["image_shape"] = [vectors, encoder.embed_dim]
+    return material
+
+
+def _text_key_material(encoder: DualEncoder, texts: Sequence[str], preprocessing: CaptionPreprocessing
+                       ) -> dict[str, Any]:
+    """Cache-key material of a text encoding; ``texts`` already preprocessed (its identity in the key unless
+    ``none``)."""
+    material = {"encoder": encoder.fingerprint(), "precision": encoder.precision, "items": items_digest(texts)}
+    if preprocessing.changes_text:
+        material["caption_preprocessing"] = preprocessing.identity()
+    return material
+
+
 def _open_entry(cache: Optional[EmbeddingCache], kind: str, material: dict[str, Any], n: int,
                 shard_size: int, storage_dtype: str) -> Optional[CacheEntry]:
     return cache.entry(kind, material, n, shard_size, storage_dtype) if cache is not None else None
@@ -137,15 +162,12 @@ def encode_images(encoder: DualEncoder, images: Sequence[ImageRef], *, preproces
         raise ValueError(f"on_bad_input must be error or skip, got {on_bad_input!r}")
     start = time.perf_counter()
     transform, preprocess_text = build_image_transform(encoder, preprocess)
-    material = {"encoder": encoder.fingerprint(), "precision": encoder.precision, "preprocess": preprocess_text,
-                "items": items_digest(_safe_fingerprint(image) for image in images)}
     vectors = vectors_per_image(encoder)
-    if vectors > 1:
-        material["image_shape"] = [vectors, encoder.embed_dim]
     row_width = vectors * encoder.embed_dim
     if vision_sink is not None and not hasattr(encoder, "encode_images_and_vision"):
         vision_sink = None
-    entry = _open_entry(cache, "images", material, len(images), shard_size, storage_dtype)
+    entry = _open_entry(cache, "images", _image_key_material(encoder, images, preprocess_text), len(images),
+                        shard_size, storage_dtype)
     num_shards = entry.num_shards if entry else max(1, -(-len(images) // shard_size))
     shards: list[ShardData] = []
     cached = encoded = 0
@@ -225,28 +247,21 @@ def encode_texts(encoder: DualEncoder, texts: Sequence[str], *, batch_size: int 
     start = time.perf_counter()
     preprocessing = caption_preprocessing or CaptionPreprocessing()
     texts = preprocessing.apply_all([str(t) for t in texts])
-    material = {"encoder": encoder.fingerprint(), "precision": encoder.precision, "items": items_digest(texts)}
-    if preprocessing.changes_text:
-        material["caption_preprocessing"] = preprocessing.identity()
-    entry = _open_entry(cache, "texts", material, len(texts), shard_size, storage_dtype)
+    entry = _open_entry(cache, "texts", _text_key_material(encoder, texts, preprocessing), len(texts), shard_size,
+                        storage_dtype)
     num_shards = entry.num_shards if entry else max(1, -(-len(texts) // shard_size))
     shards: list[ShardData] = []
     cached = encoded = 0
     with tqdm(total=len(texts), desc="encode texts", unit="txt") as bar:
         for index in range(num_shards):
             lo, hi = index * shard_size, min((index + 1) * shard_size, len(texts))
-            shard = entry.read_shard(index, encoder.embed_dim) if entry is not None else None
-            if shard is not None and np.array_equal(shard.positions, np.arange(lo, hi)):
+            shard = _read_text_shard(entry, index, encoder.embed_dim) if entry is not None else None
+            if shard is not None:
                 shards.append(shard)
                 cached += hi - lo
                 bar.update(hi - lo)
                 continue
-            rows = []
-            for b in range(lo, hi, batch_size):
-                rows.append(encoder.encode_texts(texts[b:min(b + batch_size, hi)]))
-                bar.update(min(b + batch_size, hi) - b)
-            embeddings = torch.cat(rows).numpy() if rows else np.zeros((0, encoder.embed_dim), np.float32)
-            shard = ShardData(as_stored(embeddings, storage_dtype), np.arange(lo, hi, dtype=np.int64))
+            shard = _encode_text_range(encoder, texts, lo, hi, batch_size, bar, storage_dtype)
             if entry is not None:
                 entry.save_shard(index, shard)
             shards.append(shard)
@@ -255,3 +270,21 @@ def encode_texts(encoder: DualEncoder, texts: Sequence[str], *, batch_size: int 
     if entry is not None:
         entry.mark_complete({"rows": int(len(embeddings))})
     return EncodedTexts(embeddings, cached_items=cached, encoded_items=encoded, seconds=time.perf_counter() - start)
+
+
+def _read_text_shard(entry: CacheEntry, index: int, dim: int) -> Optional[ShardData]:
+    """A cached text shard, when present, sound and holding every position of its range."""
+    shard = entry.read_shard(index, dim)
+    lo, hi = entry.shard_range(index)
+    return shard if shard is not None and np.array_equal(shard.positions, np.arange(lo, hi)) else None
+
+
+def _encode_text_range(encoder: DualEncoder, texts: Sequence[str], lo: int, hi: int, batch_size: int,
+                       bar: tqdm, storage_dtype: str = "float32") -> ShardData:
+    """Texts ``[lo, hi)`` in batches of ``batch_size`` starting at ``lo``, rounded to ``storage_dtype``."""
+    rows = []
+    for b in range(lo, hi, batch_size):
+        rows.append(encoder.encode_texts(texts[b:min(b + batch_size, hi)]))
+        bar.update(min(b + batch_size, hi) - b)
+    embeddings = torch.cat(rows).numpy() if rows else np.zeros((0, encoder.embed_dim), np.float32)
+    return ShardData(as_stored(embeddings, storage_dtype), np.arange(lo, hi, dtype=np.int64))

@@ -5,6 +5,7 @@
 - :func:`length_bucketed_order`: within a chunk, pairs sorted by caption token length (then image), so a
   batch pads to lengths close to its own.
 - :func:`pad_token_batch`: right-padded ``input_ids`` / ``attention_mask`` of a batch.
+- :func:`planned_batches`: a one-process run's batches restricted to one process's share of the items.
 - :func:`memory_capped_batch_size`: the batch size that keeps one batch's activations under a byte budget.
 - :func:`run_adaptive_batches`: runs batches; on out-of-memory (CUDA, or the CPU allocator: see
   :func:`is_out_of_memory`) halves the batch size and retries the same items, recording an :class:`OomEvent`.
@@ -98,12 +99,29 @@ def length_bucketed_order(token_lengths: np.ndarray, image_slots: np.ndarray) ->
 
 
 def pad_token_batch(token_ids: Sequence[Sequence[int]], pad_id: int, device: torch.device,
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to the batch's longest sequence: ``input_ids`` and ``attention_mask`` int64 ``[B, L]``."""
-    length = max(len(ids) for ids in token_ids)
+                    length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to ``length`` (default: the batch's longest sequence): ``input_ids`` and ``attention_mask``
+    int64 ``[B, L]``."""
+    length = max(len(ids) for ids in token_ids) if length is None else length
     input_ids = torch.full((len(token_ids), length), pad_id, dtype=torch.long)
     mask = torch.zeros((len(token_ids), length), dtype=torch.long)
     for row, ids in enumerate(token_ids):
         input_ids[row, :len(ids)] = torch.as_tensor(ids, dtype=torch.long)
         mask[row, :len(ids)] = 1
     return input_ids.to(device), mask.to(device)
+
+
+def planned_batches(order: np.ndarray, token_lengths: np.ndarray, batch_size: int,
+                    owned: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """The batches a one-process run makes of ``order`` (consecutive runs of ``batch_size`` items, each padded to
+    its longest ``token_lengths``), restricted to the ``owned`` items (bool, indexed like ``token_lengths``):
+    ``(items, padded length)`` of every batch that keeps at least one item. The Q-Former's value for an item
+    depends on the item and its padded length only, not on the other items of its batch, so a process that
+    scores its items in these batches gets the bits a one-process run gets."""
+    out = []
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        mine = batch[owned[batch]]
+        if len(mine):
+            out.append((mine, int(token_lengths[batch].max())))
+    return out

@@ -27,6 +27,7 @@ from stage2_rerank.pair_batching import (
     length_bucketed_order,
     memory_capped_batch_size,
     pad_token_batch,
+    planned_batches,
     run_adaptive_batches,
 )
 from stage2_rerank.qformer_scorer import itc_scores
@@ -72,6 +73,42 @@ def _text_embeddings(model: "RerankerModel", tokens: list[list[int]], batch_size
     return embeds
 
 
+def _planned_text_embeddings(model: "RerankerModel", tokens: list[list[int]], batch_size: int,
+                             needed: np.ndarray) -> torch.Tensor:
+    """``_text_embeddings`` of the one-process batches that hold a ``needed`` caption (whole batches, so every
+    embedding has the one-process bits); rows of the other captions stay zero."""
+    order = np.argsort([len(t) for t in tokens], kind="stable")
+    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    embeds: torch.Tensor | None = None
+    for sel in (b for b in batches if needed[b].any()):
+        ids, mask = pad_token_batch([tokens[i] for i in sel], model.tokenizer.pad_token_id, model.device)
+        part = model.scorer.text_embeddings(ids, mask)
+        if embeds is None:
+            embeds = torch.zeros((len(tokens), part.shape[1]), dtype=part.dtype, device=model.device)
+        embeds[torch.as_tensor(sel, device=model.device)] = part
+    assert embeds is not None, "no caption is needed"
+    return embeds
+
+
+def _planned_image_embeddings(model: "RerankerModel", features: torch.Tensor, slots: np.ndarray, chunk: np.ndarray,
+                              batch_size: int) -> torch.Tensor:
+    """``_image_embeddings`` of the images ``slots`` (features ``[len(slots), T, D]``) of ``chunk``, each in a
+    batch of the one-process shape (the one-process batch of ``chunk``, other images' rows zero: every image is
+    computed on its own, so only the shape matters to its bits)."""
+    out: list[torch.Tensor | None] = [None] * len(slots)
+    for start in range(0, len(chunk), batch_size):
+        batch = chunk[start:start + batch_size]
+        mine = np.flatnonzero(np.isin(slots, batch))
+        if not len(mine):
+            continue
+        full = features.new_zeros((len(batch), *features.shape[1:]))
+        full[torch.as_tensor(np.searchsorted(batch, slots[mine]), device=features.device)] = features[mine]
+        part = model.scorer.image_embeddings(full)
+        for row, at in zip(mine.tolist(), np.searchsorted(batch, slots[mine]).tolist()):
+            out[row] = part[at]
+    return torch.stack(out)  # type: ignore[arg-type]
+
+
 def _image_embeddings(model: "RerankerModel", features: torch.Tensor, batch_size: int,
                       stats: "RerankStats") -> torch.Tensor:
     parts: list[torch.Tensor] = []
@@ -85,7 +122,8 @@ def _image_embeddings(model: "RerankerModel", features: torch.Tensor, batch_size
 
 def score_missing_pairs(model: "RerankerModel", features_of: Callable[[int], torch.Tensor],
                         captions: Sequence[str], pairs: np.ndarray, config: RerankerConfig, batch_size: int,
-                        on_batch: BatchCallback, stats: "RerankStats", progress: bool) -> int:
+                        on_batch: BatchCallback, stats: "RerankStats", progress: bool,
+                        owned: np.ndarray | None = None) -> int:
     """Score ``pairs`` int64 ``[M, 2]`` (image index, caption index), all distinct.
 
     ``features_of(image index)`` gives the image's cached features ``[T, D]``. For every finished batch,
@@ -93,6 +131,11 @@ def score_missing_pairs(model: "RerankerModel", features_of: Callable[[int], tor
     Batches are capped by the memory budget (see the module doc). Returns ``batch_size``, or the smaller
     batch size in effect at the end after out-of-memory back-offs (not the budget's cap, which depends on
     this call's captions).
+
+    ``owned`` (bool ``[M]``; one process's share in a job of several): only those pairs are scored (only their
+    images' features are asked for), in the batches and padding a one-process call makes of all ``pairs``
+    (``pair_batching.planned_batches``; ITC embeddings in one-process batch shapes), so their values are the
+    one-process values bit for bit, unless an out-of-memory back-off changed the one-process batches.
     """
     scorer, device = model.scorer, model.device
     caption_ids, caption_of_pair = np.unique(pairs[:, 1], return_inverse=True)
@@ -111,28 +154,41 @@ def score_missing_pairs(model: "RerankerModel", features_of: Callable[[int], tor
     size = capped
     with torch.inference_mode():
         t0 = time.perf_counter()
-        text_embeds = _text_embeddings(model, tokens, itc_size, stats)
+        if owned is None:
+            text_embeds = _text_embeddings(model, tokens, itc_size, stats)
+        else:
+            needed = np.zeros(len(caption_ids), dtype=bool)
+            needed[caption_of_pair[owned]] = True
+            text_embeds = _planned_text_embeddings(model, tokens, itc_size, needed)
         stats.seconds["itc"] = stats.seconds.get("itc", 0.0) + time.perf_counter() - t0
         per_image = positions * dim * scorer.dtype.itemsize
         if config.cache_cross_attention_kv:
             per_image += scorer.kv_bytes_per_image(positions)
-        bar = tqdm(total=len(pairs), desc="stage2 ITM pairs", unit="pair", disable=not progress)
+        pair_lengths = lengths[caption_of_pair]
+        bar = tqdm(total=len(pairs) if owned is None else int(owned.sum()), desc="stage2 ITM pairs", unit="pair",
+                   disable=not progress)
         for chunk in image_chunks(len(image_ids), per_image, config.kv_chunk_mb * 2**20):
+            rows = np.flatnonzero((slot_of_pair >= chunk[0]) & (slot_of_pair <= chunk[-1]))
+            order = rows[length_bucketed_order(pair_lengths[rows], slot_of_pair[rows])]
+            slots, plan = chunk, None
+            if owned is not None:
+                plan = planned_batches(order, pair_lengths, size, owned)
+                if not plan:
+                    continue
+                slots = np.unique(slot_of_pair[np.concatenate([items for items, _ in plan])])
             t0 = time.perf_counter()
-            features = torch.stack([features_of(int(image_ids[s])).to(scorer.dtype) for s in chunk]).to(device)
-            image_embeds = _image_embeddings(model, features, itc_size, stats)
+            features = torch.stack([features_of(int(image_ids[s])).to(scorer.dtype) for s in slots]).to(device)
+            image_embeds = _image_embeddings(model, features, itc_size, stats) if plan is None else \
+                _planned_image_embeddings(model, features, slots, chunk, itc_size)
             stats.seconds["itc"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             kv = scorer.cross_attention_kv(features) if config.cache_cross_attention_kv else None
-            rows = np.flatnonzero((slot_of_pair >= chunk[0]) & (slot_of_pair <= chunk[-1]))
-            order = rows[length_bucketed_order(lengths[caption_of_pair[rows]], slot_of_pair[rows])]
 
-            def run_batch(start: int, stop: int) -> None:
-                sel = order[start:stop]
-                local = torch.as_tensor(slot_of_pair[sel] - chunk[0], device=device)
+            def run_rows(sel: np.ndarray, pad_length: int | None = None) -> None:
+                local = torch.as_tensor(np.searchsorted(slots, slot_of_pair[sel]), device=device)
                 caps = torch.as_tensor(caption_of_pair[sel], device=device)
                 ids, mask = pad_token_batch([tokens[c] for c in caption_of_pair[sel]],
-                                            model.tokenizer.pad_token_id, device)
+                                            model.tokenizer.pad_token_id, device, pad_length)
                 if kv is not None:
                     logits = scorer.itm_logits(ids, mask, kv=kv.select(local))
                 else:
@@ -142,7 +198,15 @@ def score_missing_pairs(model: "RerankerModel", features_of: Callable[[int], tor
                 stats.qformer_batches += 1
                 bar.update(len(sel))
 
-            size = run_adaptive_batches(len(order), size, run_batch, "itm", stats.oom_events)
+            if plan is None:
+                size = run_adaptive_batches(len(order), size, lambda a, b: run_rows(order[a:b]), "itm",
+                                            stats.oom_events)
+            else:
+                for items, pad_length in plan:
+                    run_adaptive_batches(len(items), size,
+                                         lambda a, b, items=items, pad_length=pad_length: run_rows(items[a:b],
+                                                                                                   pad_length),
+                                         "itm", stats.oom_events)
             stats.seconds["itm"] = stats.seconds.get("itm", 0.0) + time.perf_counter() - t0
             features = kv = image_embeds = None  # free this chunk before the next one is stacked
         bar.close()

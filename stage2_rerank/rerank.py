@@ -19,6 +19,8 @@ and ``caches.pair_scores.SCORE_CODE_VERSION``. Not keyed: batch sizes, image chu
 reorder float sums (differences ~1e-6). A cached entry that fails its checksum is recomputed (see
 ``caches.pair_scores`` and ``caches.vision_features``); a damaged vision spill met while scoring is recomputed
 from the image, so no score is computed from a damaged entry.
+
+In a job of several processes, ``score_pairs`` shares the work by image (``shared_scoring``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from tqdm.auto import tqdm
 
 from rrbench_base.caption_preprocessing import EmptyCaptionError
 from rrbench_base.image_refs import ImageRef, as_image_refs
+from rrbench_base.process_group import SINGLE_PROCESS, ProcessGroup
 from stage2_rerank.backends import RerankerModel, load_backend
 from stage2_rerank.candidate_pairs import score_candidate_lists
 from stage2_rerank.caches.pair_scores import SCORE_CODE_VERSION, ScoreCache
@@ -44,6 +47,7 @@ from stage2_rerank.pair_batching import run_adaptive_batches
 from stage2_rerank.pair_scoring import score_missing_pairs
 from stage2_rerank.protocols import RerankInputError
 from rrbench_base.candidates import Candidates
+from stage2_rerank.shared_scoring import score_pairs_shared
 from stage2_rerank.types import PairScores, RerankedCandidates, RerankStats
 
 log = logging.getLogger(__name__)
@@ -69,11 +73,14 @@ class Reranker:
     """Scores (image, caption) pairs with a loaded backend, using the feature and score caches."""
 
     def __init__(self, model: RerankerModel, config: RerankerConfig,
-                 features: VisionFeatureCache | None = None) -> None:
+                 features: VisionFeatureCache | None = None, processes: ProcessGroup = SINGLE_PROCESS) -> None:
         """``features``: share another reranker's vision feature cache (same vision provider), e.g. to
-        score the same images with the Q-Former at another precision."""
+        score the same images with the Q-Former at another precision. ``processes``: the job's processes, which
+        share every ``score_pairs`` call (``stage2_rerank.shared_scoring``; only the main one opens the score
+        cache)."""
         self.model = model
         self.config = config
+        self.processes = processes
         self.feature_key = f"{model.vision.identity}|device={model.device.type}|{library_versions()}"
         root = config.cache_dir
         self._owns_features = features is None
@@ -87,10 +94,11 @@ class Reranker:
         if self.caption_preprocessing.changes_text:  # none keeps the keys of runs made before this option
             ident += f"|captions={self.caption_preprocessing.identity()}"
         self.model_key = hashlib.sha256(ident.encode()).hexdigest()
-        self.score_cache = None if root is None else ScoreCache(root / "scores.sqlite", self.model_key,
-                                                                model.precision)
+        self.score_cache = None if root is None or not processes.is_main else \
+            ScoreCache(root / "scores.sqlite", self.model_key, model.precision)
         self.pair_batch_size = config.pair_batch_size
         self.vision_batch_size = config.vision_batch_size
+        self.feature_owners: dict[str, int] = {}  # image fingerprint -> process holding its features (shared_scoring)
 
     def close(self) -> None:
         if self._owns_features:
@@ -202,6 +210,8 @@ class Reranker:
         except EmptyCaptionError as exc:
             raise RerankInputError(str(exc)) from exc
         pairs = check_pairs(pairs, len(images), len(captions))
+        if self.processes.distributed:
+            return score_pairs_shared(self, images, captions, pairs, progress)
         stats = RerankStats(pairs=len(pairs))
         logits = np.full((len(pairs), 2), np.nan, dtype=np.float32)
         itc = np.full(len(pairs), np.nan, dtype=np.float32)
@@ -247,6 +257,6 @@ class Reranker:
         return PairScores(logits, itc, stats)
 
 
-def load_reranker(config: RerankerConfig) -> Reranker:
-    """Load ``config.backend`` / ``config.model`` and wrap it in a :class:`Reranker`."""
-    return Reranker(load_backend(config), config)
+def load_reranker(config: RerankerConfig, processes: ProcessGroup = SINGLE_PROCESS) -> Reranker:
+    """Load ``config.backend`` / ``config.model`` and wrap it in a :class:`Reranker` (shared by ``processes``)."""
+    return Reranker(load_backend(config), config, processes=processes)

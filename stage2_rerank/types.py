@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -41,7 +41,10 @@ class RerankStats:
         qformer_batches: ITM Q-Former forwards (batches of pairs).
         oom_events: CUDA out-of-memory back-offs.
         skipped: (image id, reason) of images skipped under ``on_bad_input=skip`` (their pairs are NaN).
-        seconds: wall time per phase (``vision``, ``itc``, ``itm``, ``total``).
+        seconds: wall time per phase (``vision``, ``itc``, ``itm``, ``total``); in a job of several processes the
+            phases are summed over the processes and ``total`` is the wall time (``shared_scoring``).
+        processes: in a job of several processes, each one's ``rank``, ``images_encoded``, ``pairs_scored``,
+            ``qformer_batches`` and ``seconds`` per phase (empty in one process).
     """
 
     pairs: int = 0
@@ -53,6 +56,7 @@ class RerankStats:
     oom_events: list[OomEvent] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    processes: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

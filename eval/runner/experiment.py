@@ -8,6 +8,15 @@ leaves the previous complete outputs untouched. Every model output is cached (em
 pair scores), so a rerun or a resumed run recomputes nothing that finished; run files of the previous
 outputs whose bytes still match their stamps are reused.
 
+Several processes (``accelerate launch -m eval.cli run ...``, ``torchrun``, or ``rrbench run --processes N``,
+``eval.runner.launch``): every process loads the data and the models; stage-1 encoding is shared by encoder
+batch (``stage1_dual.sharded_encode``), the main process searches; stage-2 pairs are shared by image
+(``stage2_rerank.shared_scoring``); the main process alone derives the grid and the analysis and writes the
+outputs and the caches, so results.json's metrics are the one-process ones. Timings are then the job's wall
+times as the main process sees them (``timings.processes`` = the number of processes); each process's
+encoding and scoring seconds are in ``counts`` (``process_seconds``, ``stage2.processes``); the per-item costs
+(``costs``, latency) divide the seconds summed over processes by the items, i.e. the cost on one device.
+
 Grid cost (``timings.stage2``): ``grid_cost_ratio`` = (rerank at the largest depth + deriving every cell's
 ranking, metrics and curves) / rerank at the largest depth; ``grid_cost_ratio_with_run_files`` also counts
 writing the cells' TREC run files (``run_file_seconds``).
@@ -41,6 +50,7 @@ from eval.runner.shared_vision import shared_vision_sink
 from eval.runner.threads import ThreadSetting, resolve_threads
 from eval.typed_config import to_dict
 from rrbench_base.candidates import Candidates
+from rrbench_base.process_group import SINGLE_PROCESS, ProcessGroup, join_process_group
 from rrbench_base.provenance import provenance
 from rrbench_base.global_rng import seeded_torch_rng
 from stage1_dual.config import Stage1Config
@@ -98,12 +108,14 @@ class ExperimentRun:
     """State of one run: results being filled, timings, counts (see ``run_experiment``).
 
     ``out_dir``: where this run's outputs go (the staging directory); ``previous_dir``: the previous complete
-    outputs, whose verified run files are reused; ``threads``: the run's thread setting (for provenance).
+    outputs, whose verified run files are reused; ``threads``: the run's thread setting (for provenance);
+    ``processes``: the job's processes (only the main one derives cells and writes anything).
     """
 
     def __init__(self, cfg: ExperimentConfig, out_dir: Optional[Path] = None, previous_dir: Optional[Path] = None,
-                 threads: Optional[ThreadSetting] = None) -> None:
+                 threads: Optional[ThreadSetting] = None, processes: ProcessGroup = SINGLE_PROCESS) -> None:
         self.cfg = with_cache_dirs(cfg)
+        self.processes = processes
         self.out_dir = Path(out_dir) if out_dir is not None else self.cfg.results_dir
         self.runs_dir = self.out_dir / "runs"
         self.previous_runs = Path(previous_dir) / "runs" if previous_dir is not None else None
@@ -141,9 +153,11 @@ class ExperimentRun:
                        kmax: int, variant: str) -> tuple[float, dict[str, Any], dict[str, DirectionData]]:
         """Stage-2 scores of the first ``kmax`` candidates: (seconds, costs, ``data`` with ``stage2`` set)."""
         scored = reranker.score_candidates(bench.images, [c.text for c in bench.captions], data["t2i"].candidates,
-                                           data["i2t"].candidates, kmax)
+                                           data["i2t"].candidates, kmax, progress=self.processes.is_main)
         data = {"t2i": replace(data["t2i"], stage2=scored.t2i), "i2t": replace(data["i2t"], stage2=scored.i2t)}
         stats, pairs, candidate_slots = scored.stats, scored.pairs, scored.candidate_slots
+        if not self.processes.is_main:
+            return 0.0, {}, data
         pair_cost = self.ledger.cost(_stage2_context("pair", reranker, self.dataset_id),
                                      stats.seconds.get("itm", 0.0) + stats.seconds.get("itc", 0.0), stats.scored)
         vision_cost = self.ledger.cost(_stage2_context("vision", reranker, self.dataset_id),
@@ -158,6 +172,8 @@ class ExperimentRun:
             "images_encoded": stats.images_encoded, "qformer_batches": stats.qformer_batches,
             "oom_events": [vars(e) for e in stats.oom_events],
             "skipped_images": [{"id": i, "reason": r} for i, r in stats.skipped]}
+        if stats.processes:
+            self.counts[f"stage2{'@' + variant if variant else ''}"]["processes"] = stats.processes
         return stats.seconds.get("total", 0.0), {"pair": pair_cost, "vision": vision_cost}, data
 
     def run_stage1_setting(self, variant: str, s1cfg: Stage1Config, bench: Benchmark,
@@ -168,15 +184,23 @@ class ExperimentRun:
         t0 = time.perf_counter()
         encoder = load_encoder(s1cfg.encoder)
         sink, not_shared = shared_vision_sink(s1cfg, encoder, reranker)
-        s1 = run_stage1(s1cfg, bench.images, [c.text for c in bench.captions], encoder=encoder, vision_sink=sink)
+        if sink is not None and self.processes.distributed:  # stage 2's image owners differ from stage 1's shards
+            sink, not_shared = None, f"{self.processes.size} processes (sharing needs one)"
+        s1 = run_stage1(s1cfg, bench.images, [c.text for c in bench.captions], encoder=encoder, vision_sink=sink,
+                        processes=self.processes)
         can_share = hasattr(encoder, "encode_images_and_vision")  # its vision tower may serve stage 2
         del encoder  # free its weights (device memory) before stage 2 runs
         stage1_seconds = time.perf_counter() - t0
         data = direction_data(bench, s1)
+        depths = main_depths(ab.depths)  # a direction whose list is shorter than k reranks all of it
+        if not self.processes.is_main:  # its share of stage 2; the main process does the rest
+            if reranker is not None and depths:
+                self._stage2_scores(reranker, bench, data, depths[-1], variant)
+            return
         text_cost = self.ledger.cost(_stage1_context("text", s1cfg, s1.encoder, self.dataset_id),
-                                     s1.texts.seconds, s1.texts.encoded_items)
+                                     sum(s1.texts.process_seconds) or s1.texts.seconds, s1.texts.encoded_items)
         image_cost = self.ledger.cost(_stage1_context("image", s1cfg, s1.encoder, self.dataset_id),
-                                      s1.images.seconds, s1.images.encoded_items)
+                                      sum(s1.images.process_seconds) or s1.images.seconds, s1.images.encoded_items)
         search = {d: s1.candidates[d].search_seconds / max(1, len(data[d].ids)) for d in ("t2i", "i2t")}
         ms1 = stage1_latency(text_cost, image_cost, search)
         self.costs[f"stage1{tag}"] = {"text": text_cost.as_dict(), "image": image_cost.as_dict(),
@@ -194,7 +218,6 @@ class ExperimentRun:
         self._add_cell(setting_key("stage1", variant), f"stage 1{tag} (dual encoder)", None, 0, variant,
                        {d: data[d].ids for d in ("t2i", "i2t")}, data, ms1, stage1_sources(text_cost, image_cost))
 
-        depths = main_depths(ab.depths)  # a direction whose list is shorter than k reranks all of it
         if reranker is None or not depths:
             return
         rerank_seconds, costs, data = self._stage2_scores(reranker, bench, data, depths[-1], variant)
@@ -250,15 +273,19 @@ class ExperimentRun:
         return path
 
 
-def run_experiment(cfg: ExperimentConfig) -> Path:
+def run_experiment(cfg: ExperimentConfig, processes: Optional[ProcessGroup] = None) -> Path:
     """Run every stage-1 setting and its grid; returns the path of results.json (tables/plots beside it).
 
     Torch threads for the run (restored afterwards): ``cfg.threads``, else ``OMP_NUM_THREADS`` /
     ``MKL_NUM_THREADS``, else torch's current setting (``eval.runner.threads``). Torch's global CPU generator
     starts from ``cfg.seed`` inside the run and is restored afterwards; numpy's global state is not touched.
+    ``processes``: the job's processes (default: from the launcher's environment,
+    ``rrbench_base.process_group.join_process_group``; one process when none is set); every process returns the
+    path of the one results.json once it is in place.
     """
     import torch
 
+    processes = join_process_group() if processes is None else processes
     start = time.perf_counter()
     threads_before = torch.get_num_threads()
     threads = resolve_threads(cfg.threads, os.environ, threads_before)
@@ -266,21 +293,51 @@ def run_experiment(cfg: ExperimentConfig) -> Path:
     log.info("torch threads: %d (from %s)", threads.count, threads.source)
     try:
         with seeded_torch_rng(cfg.seed):  # what draws from torch's global generator in a run sees cfg.seed
-            return _run(cfg, start, threads)
+            return _run(cfg, start, threads, processes)
     finally:
         torch.set_num_threads(threads_before)
 
 
-def _run(cfg: ExperimentConfig, start: float, threads: ThreadSetting) -> Path:
+def _run(cfg: ExperimentConfig, start: float, threads: ThreadSetting, processes: ProcessGroup) -> Path:
     """``run_experiment`` after the thread setting; ``start`` = its perf_counter start."""
     import torch
 
+    if not processes.is_main:
+        _run_share(cfg, threads, processes)
+        processes.barrier()  # the main process has written the outputs
+        return Path(cfg.results_dir) / "results.json"
+    final = _run_main(cfg, start, threads, processes)
+    processes.barrier()
+    log.info("results written to %s", final)
+    return final / "results.json"
+
+
+def _run_share(cfg: ExperimentConfig, threads: ThreadSetting, processes: ProcessGroup) -> None:
+    """A process other than the main one: its share of every stage-1 setting's encoding and stage-2 pairs."""
+    run = ExperimentRun(cfg, threads=threads, processes=processes)
+    bench = drop_captions_empty_after(load_benchmark(run.cfg.dataset), run.cfg.caption_preprocessings(),
+                                      run.cfg.dataset.on_bad_input)
+    needs_stage2 = run.cfg.stage2 is not None and any(k > 0 for k in run.cfg.ablation.depths)
+    reranker = load_reranker(run.cfg.stage2, processes) if needs_stage2 else None
+    try:
+        for variant, s1cfg in run.cfg.stage1_settings().items():
+            run.run_stage1_setting(variant, s1cfg, bench, reranker)
+    finally:
+        if reranker is not None:
+            reranker.close()
+
+
+def _run_main(cfg: ExperimentConfig, start: float, threads: ThreadSetting, processes: ProcessGroup) -> Path:
+    """The main process (the only one in a one-process run): everything, outputs staged and swapped in; returns
+    the final output directory."""
     from eval.report import build
 
     outputs = StagedOutputs(cfg.results_dir)
     staging = outputs.begin()
     try:
-        run = ExperimentRun(cfg, staging, outputs.previous(), threads)
+        run = ExperimentRun(cfg, staging, outputs.previous(), threads, processes)
+        if processes.distributed:
+            run.timings["processes"] = processes.size
         t0 = time.perf_counter()
         bench = drop_captions_empty_after(load_benchmark(run.cfg.dataset), run.cfg.caption_preprocessings(),
                                           run.cfg.dataset.on_bad_input)
@@ -289,7 +346,7 @@ def _run(cfg: ExperimentConfig, start: float, threads: ThreadSetting) -> Path:
         if run.cfg.write_trec:
             write_qrels_files(run.runs_dir, _qrels_data(bench))
         needs_stage2 = run.cfg.stage2 is not None and any(k > 0 for k in run.cfg.ablation.depths)
-        reranker = load_reranker(run.cfg.stage2) if needs_stage2 else None
+        reranker = load_reranker(run.cfg.stage2, processes) if needs_stage2 else None
         try:
             for variant, s1cfg in run.cfg.stage1_settings().items():
                 run.run_stage1_setting(variant, s1cfg, bench, reranker)
@@ -302,8 +359,7 @@ def _run(cfg: ExperimentConfig, start: float, threads: ThreadSetting) -> Path:
     except BaseException:
         outputs.abandon()
         raise
-    log.info("results written to %s", final)
-    return final / "results.json"
+    return final
 
 
 def _qrels_data(bench: Benchmark) -> dict[str, DirectionData]:
