@@ -115,7 +115,7 @@ def test_experiment_name_override_cannot_leave_output_dir(tmp_path, caplog, caps
     ("stage1.encoder.num_workers=-1", "stage1.encoder.num_workers", ">= 0"),
     ("stage1.encoder.seed=-1", "stage1.encoder.seed", "[0, 2**32)"),
     ("stage1.encoder.hub_probe_timeout_s=0", "stage1.encoder.hub_probe_timeout_s", "> 0"),
-    ("stage1.encoder.backend=clip", "stage1.encoder.backend", "known backends: hf_clip, open_clip, rrbench_dual"),
+    ("stage1.encoder.backend=clip", "stage1.encoder.backend", "known backends: blip2_itc, hf_clip, open_clip, rrbench_dual"),
     ("stage1.index.ivf_nprobe=0", "stage1.index.ivf_nprobe", "must be >= 1"),
     ("stage1.index.refine_factor=-1", "stage1.index.refine_factor", ">= 0"),
     ("stage1.index.pq_nbits=9", "stage1.index.pq_nbits", "4..8"),
