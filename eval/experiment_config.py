@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from eval.analysis.config import AnalysisConfig
+from eval.data.benchmark import Benchmark
+from eval.data.caption_checks import drop_captions_empty_after
 from eval.data.dataset_config import DatasetConfig
+from eval.data.loaders import load_benchmark
 from eval.typed_config import apply_overrides, check_field, from_dict, load_config, to_dict
 from rrbench_base.caption_preprocessing import CaptionPreprocessing
 from rrbench_base.config_errors import ConfigFieldError
@@ -221,6 +224,14 @@ def _yaml_scalar(value: Any) -> str:
     import json
 
     return json.dumps(value, ensure_ascii=False)
+
+
+def load_experiment_benchmark(cfg: ExperimentConfig) -> Benchmark:
+    """The benchmark ``cfg`` evaluates: ``cfg.dataset`` loaded, minus the captions its caption preprocessing empties
+    (``eval.data.caption_checks``; an error or a recorded skip by ``dataset.on_bad_input``). Query and gallery
+    positions in a run's outputs (``per_query.npz``, run files) index this benchmark."""
+    return drop_captions_empty_after(load_benchmark(cfg.dataset), cfg.caption_preprocessings(),
+                                     cfg.dataset.on_bad_input)
 
 
 def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:

@@ -29,7 +29,6 @@ rank-derived scores ``N + 1 - rank``. A query whose list is empty gets no run li
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.metrics import check_ranked
+from rrbench_base.file_digest import file_sha256
 
 
 @dataclass
@@ -92,15 +92,6 @@ def _write_text(path: Path, text: str) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 (hex) of a file's bytes as they are on disk."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_lines(path: Path) -> list[str]:

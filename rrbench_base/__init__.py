@@ -13,6 +13,7 @@ Public API (each name is imported from its module on first use, so importing the
 - :class:`CaptionPreprocessing` (``none`` / LAVIS's ``blip_caption``; :class:`EmptyCaptionError`) and
   :class:`BlipImageEval` (LAVIS's ``blip_image_eval`` image transform): the BLIP-2 paper protocol's inputs, for both
   stages;
+- :func:`file_sha256`: the SHA-256 of a file's bytes, used by every cache key and checkpoint identity;
 - :func:`move_aside`: a damaged cache file set aside as ``<name>.corrupt-<UTC time>``;
 - :class:`PrivateGlobalRng` / :func:`seeded_torch_rng`: draws from torch's global generator without changing the
   caller's; :func:`save_training_state` / :func:`load_training_state` / :func:`has_training_state`: the resumable
@@ -33,6 +34,7 @@ _EXPORTS = {
     "CaptionPreprocessing": "rrbench_base.caption_preprocessing",
     "EmptyCaptionError": "rrbench_base.caption_preprocessing",
     "ConfigFieldError": "rrbench_base.config_errors",
+    "file_sha256": "rrbench_base.file_digest",
     "RELATIVE_PATH_RULE": "rrbench_base.config_paths",
     "path_note": "rrbench_base.config_paths",
     "PrivateGlobalRng": "rrbench_base.global_rng",

@@ -22,7 +22,6 @@ uninterrupted run would take (the caller restores the random states it saved).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import uuid
@@ -33,6 +32,8 @@ from typing import Any, Mapping, Optional
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from rrbench_base.file_digest import file_sha256
 
 TENSORS_FILE = "training_state.safetensors"
 JSON_FILE = "training_state.json"
@@ -90,14 +91,6 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: Mapping[str, t
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _replace_atomically(path: Path, write) -> None:
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
@@ -127,7 +120,7 @@ def save_training_state(directory: Path, optimizer: torch.optim.Optimizer, count
     _replace_atomically(tensors_path, lambda tmp: save_file(tensors, str(tmp)))
     meta = {"format_version": FORMAT_VERSION, "optimizer": optimizer_meta,
             "scheduler": scheduler.state_dict() if scheduler is not None else None, "counters": counters,
-            "tensors_sha256": _sha256(tensors_path)}
+            "tensors_sha256": file_sha256(tensors_path)}
     _replace_atomically(directory / JSON_FILE,
                         lambda tmp: tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8"))
 
@@ -158,7 +151,7 @@ def load_training_state(directory: Path, optimizer: torch.optim.Optimizer, *,
         raise TrainingStateError(f"{directory / JSON_FILE}: format_version {version} is newer than this code "
                                  f"({FORMAT_VERSION})")
     expected = meta.get("tensors_sha256")
-    if version >= 1 and expected != _sha256(directory / TENSORS_FILE):
+    if version >= 1 and expected != file_sha256(directory / TENSORS_FILE):
         raise TrainingStateError(f"{directory / TENSORS_FILE} is not the file {JSON_FILE} was written with "
                                  f"(sha256 differs: torn or damaged training state)")
     tensors = load_file(str(directory / TENSORS_FILE))

@@ -20,23 +20,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from rrbench_base.file_digest import file_sha256
 from stage2_rerank.protocols import RerankerLoadError
 
-BLOCK_BYTES = 4 << 20
 SUMS_FILE = "SHA256SUMS"
 # files of a checkpoint directory that never change a score (provenance, resumable training state, docs)
 NOT_SCORED = frozenset({SUMS_FILE, "rrbench_itm.json", "training_state.safetensors", "training_state.json",
                         "README.md", ".gitattributes"})
 _SUMS_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of the bytes of ``path`` (read in 4 MiB blocks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(BLOCK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def json_sha256(value: Any) -> str:

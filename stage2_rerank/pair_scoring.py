@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -49,6 +49,16 @@ def pair_memory_budget(config: RerankerConfig, device: torch.device) -> int | No
     if config.pair_memory_mb is not None:
         return config.pair_memory_mb * 2**20
     return DEFAULT_CPU_PAIR_MEMORY_MB * 2**20 if device.type == "cpu" else None
+
+
+def rows_by_key(pairs: np.ndarray, prints: Mapping[int, str], captions: Sequence[str]) -> dict[tuple[str, str], list[int]]:
+    """``(image fingerprint, caption text) -> rows of pairs`` for the pairs whose image has a fingerprint (skipped
+    images have none): the unit the score cache stores and scoring computes once."""
+    rows: dict[tuple[str, str], list[int]] = {}
+    for row, (image, caption) in enumerate(pairs.tolist()):
+        if image in prints:
+            rows.setdefault((prints[image], captions[caption]), []).append(row)
+    return rows
 
 
 def tokenize_captions(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:

@@ -44,7 +44,7 @@ from stage2_rerank.caches.vision_features import VisionFeatureCache
 from stage2_rerank.config import RerankerConfig
 from stage2_rerank.content_identity import library_versions
 from stage2_rerank.pair_batching import run_adaptive_batches
-from stage2_rerank.pair_scoring import score_missing_pairs
+from stage2_rerank.pair_scoring import rows_by_key, score_missing_pairs
 from stage2_rerank.protocols import RerankInputError
 from rrbench_base.candidates import Candidates
 from stage2_rerank.shared_scoring import score_pairs_shared
@@ -216,10 +216,7 @@ class Reranker:
         logits = np.full((len(pairs), 2), np.nan, dtype=np.float32)
         itc = np.full(len(pairs), np.nan, dtype=np.float32)
         prints = self._fingerprints(images, np.unique(pairs[:, 0]), stats)
-        rows_of_key: dict[tuple[str, str], list[int]] = {}
-        for row, (image, caption) in enumerate(pairs.tolist()):
-            if image in prints:
-                rows_of_key.setdefault((prints[image], captions[caption]), []).append(row)
+        rows_of_key = rows_by_key(pairs, prints, captions)
         keys = list(rows_of_key)
         stats.unique_keys = len(keys)
         found = np.zeros(len(keys), dtype=bool)

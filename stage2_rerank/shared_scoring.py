@@ -27,7 +27,7 @@ import numpy as np
 
 from rrbench_base.image_refs import ImageRef
 from rrbench_base.process_group import balanced_groups
-from stage2_rerank.pair_scoring import score_missing_pairs
+from stage2_rerank.pair_scoring import rows_by_key, score_missing_pairs
 from stage2_rerank.types import PairScores, RerankStats
 
 PHASES = ("vision", "itc", "itm")
@@ -69,10 +69,7 @@ def score_pairs_shared(reranker: Any, images: Sequence[ImageRef], captions: Sequ
     if processes.is_main:
         known = (reranker._fingerprints(images, np.unique(pairs[:, 0]), stats), stats.skipped)
     prints, stats.skipped = processes.broadcast(known)
-    rows_of_key: dict[tuple[str, str], list[int]] = {}
-    for row, (image, caption) in enumerate(pairs.tolist()):
-        if image in prints:
-            rows_of_key.setdefault((prints[image], captions[caption]), []).append(row)
+    rows_of_key = rows_by_key(pairs, prints, captions)
     keys = list(rows_of_key)
     stats.unique_keys = len(keys)
     cached = reranker.score_cache.get_many(keys) if processes.is_main and reranker.score_cache and keys else None

@@ -19,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from eval.data.benchmark import Benchmark
 from eval.report.example_page import write_example_page
 from eval.report.plots import write_comparison_plots, write_plots
 from eval.report.results_file import load_results
@@ -46,7 +47,8 @@ def _folder_name(experiment: str) -> str:
     return name if name.strip(".") else name.replace(".", "_") or "_"
 
 
-def build_report(results_paths: list[Path], out_dir: Path | None = None, ci: bool = False) -> list[Path]:
+def build_report(results_paths: list[Path], out_dir: Path | None = None, ci: bool = False,
+                 bench: Benchmark | None = None) -> list[Path]:
     """Write tables, plots and the example page for each results file, and a merged table and plots when there are
     several.
 
@@ -57,6 +59,8 @@ def build_report(results_paths: list[Path], out_dir: Path | None = None, ci: boo
             file: its outputs in ``out_dir``; several: the comparison in ``out_dir``, each experiment's
             outputs in ``out_dir/<experiment>``).
         ci: R@1 confidence intervals as columns of the Markdown and LaTeX tables.
+        bench: the benchmark of the one results file, already loaded (the runner passes its own); None =
+            reload it from the recorded config for the example page.
 
     Returns:
         Every file written.
@@ -77,7 +81,7 @@ def build_report(results_paths: list[Path], out_dir: Path | None = None, ci: boo
             target = Path(out_dir) if len(loaded) == 1 else Path(out_dir) / _folder_name(results.experiment)
         written += write_tables([results], target, ci=ci)
         written += write_plots(results, target)
-        written += write_example_page(results, target)
+        written += write_example_page(results, target, bench if len(loaded) == 1 else None)
         logger.info("report for %s written to %s", results.experiment, target)
     if len(loaded) > 1:
         target = Path(out_dir) if out_dir is not None else default_comparison_dir([r.path for r in loaded])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from eval.data.benchmark import Benchmark
 from eval.report.example_figures import write_example_figures
 from eval.report.example_queries import example_set, sample_seed
 from eval.report.example_source import load_example_source, plot_file
@@ -23,11 +24,11 @@ logger = logging.getLogger(__name__)
 PAGE_NAME = "report.html"
 
 
-def write_example_page(results: Results, out_dir: Path) -> list[Path]:
+def write_example_page(results: Results, out_dir: Path, bench: Benchmark | None = None) -> list[Path]:
     """``report.html``, ``examples_t2i.png/.pdf`` and ``examples_i2t.png/.pdf`` in ``out_dir``; returns the paths
     written ([] after a WARNING when the examples cannot be drawn). The plots are taken from ``out_dir``, else from
-    beside results.json."""
-    source = load_example_source(results)
+    beside results.json. ``bench``: the run's benchmark when the caller has it loaded (else reloaded)."""
+    source = load_example_source(results, bench)
     if source is None:
         return []
     seed = sample_seed(results.provenance, source.analysis.seed)

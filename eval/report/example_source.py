@@ -18,8 +18,7 @@ import numpy as np
 from eval.analysis.config import AnalysisConfig
 from eval.analysis.per_query import DIRECTIONS, FILE_NAME, StoredPerQuery, read_per_query
 from eval.data.benchmark import Benchmark
-from eval.data.loaders import load_benchmark
-from eval.experiment_config import ExperimentConfig, with_cache_dirs
+from eval.experiment_config import ExperimentConfig, load_experiment_benchmark, with_cache_dirs
 from eval.report.results_file import Results
 from eval.typed_config import from_dict
 
@@ -51,10 +50,11 @@ def _benchmark_problem(results: Results, bench: Benchmark, stored: StoredPerQuer
     return None
 
 
-def load_example_source(results: Results) -> ExampleSource | None:
+def load_example_source(results: Results, bench: Benchmark | None = None) -> ExampleSource | None:
     """The example source of ``results`` (see the module docstring), or None after one WARNING naming what is
-    missing. The dataset is loaded with the run's own dataset config and cache folders, relative paths from the
-    current directory as the run resolved them."""
+    missing. ``bench``: the run's benchmark, when the caller has it; otherwise it is loaded as the run loaded it
+    (``load_experiment_benchmark`` with the run's own config and cache folders, relative paths from the current
+    directory as the run resolved them). Either way it is checked against the run's counts and positions."""
     per_query = results.path.parent / FILE_NAME
     where = f"{results.experiment}: no report.html or example figures"
     if not per_query.is_file():
@@ -68,7 +68,7 @@ def load_example_source(results: Results) -> ExampleSource | None:
     try:
         stored = read_per_query(per_query)
         cfg = with_cache_dirs(from_dict(ExperimentConfig, config, f"{results.path}: provenance.config"))
-        bench = load_benchmark(cfg.dataset)
+        bench = load_experiment_benchmark(cfg) if bench is None else bench
     except Exception as error:  # noqa: BLE001 - any failure here only costs the examples, never the report
         logger.warning("%s: cannot load the per-query file or the dataset: %s", where, error)
         return None

@@ -37,9 +37,7 @@ import numpy as np
 
 from eval.analysis import BootstrapSettings, QueryValues, analyse, write_per_query
 from eval.data.benchmark import Benchmark
-from eval.data.caption_checks import drop_captions_empty_after
-from eval.data.loaders import load_benchmark
-from eval.experiment_config import ExperimentConfig, with_cache_dirs
+from eval.experiment_config import ExperimentConfig, load_experiment_benchmark, with_cache_dirs
 from eval.runner.cells import (DirectionData, cell_curves, cell_metrics, cell_query_values, main_depths, rerank_both,
                                setting_entry,
                                setting_key, write_cell_runs, write_qrels_files)
@@ -315,8 +313,11 @@ def _run(cfg: ExperimentConfig, start: float, threads: ThreadSetting, processes:
 def _run_share(cfg: ExperimentConfig, threads: ThreadSetting, processes: ProcessGroup) -> None:
     """A process other than the main one: its share of every stage-1 setting's encoding and stage-2 pairs."""
     run = ExperimentRun(cfg, threads=threads, processes=processes)
-    bench = drop_captions_empty_after(load_benchmark(run.cfg.dataset), run.cfg.caption_preprocessings(),
-                                      run.cfg.dataset.on_bad_input)
+    _run_settings(run, load_experiment_benchmark(run.cfg), processes)
+
+
+def _run_settings(run: ExperimentRun, bench: Benchmark, processes: ProcessGroup) -> None:
+    """Every stage-1 setting of the run and its grid, with the reranker loaded once (when any depth > 0)."""
     needs_stage2 = run.cfg.stage2 is not None and any(k > 0 for k in run.cfg.ablation.depths)
     reranker = load_reranker(run.cfg.stage2, processes) if needs_stage2 else None
     try:
@@ -339,22 +340,14 @@ def _run_main(cfg: ExperimentConfig, start: float, threads: ThreadSetting, proce
         if processes.distributed:
             run.timings["processes"] = processes.size
         t0 = time.perf_counter()
-        bench = drop_captions_empty_after(load_benchmark(run.cfg.dataset), run.cfg.caption_preprocessings(),
-                                          run.cfg.dataset.on_bad_input)
+        bench = load_experiment_benchmark(run.cfg)
         run.dataset_id = dataset_identity(bench)
         run.timings["load_data_seconds"] = time.perf_counter() - t0
         if run.cfg.write_trec:
             write_qrels_files(run.runs_dir, _qrels_data(bench))
-        needs_stage2 = run.cfg.stage2 is not None and any(k > 0 for k in run.cfg.ablation.depths)
-        reranker = load_reranker(run.cfg.stage2, processes) if needs_stage2 else None
-        try:
-            for variant, s1cfg in run.cfg.stage1_settings().items():
-                run.run_stage1_setting(variant, s1cfg, bench, reranker)
-        finally:
-            if reranker is not None:
-                reranker.close()
+        _run_settings(run, bench, processes)
         path = run.write_results(bench, time.perf_counter() - start)
-        build.build_report([path])
+        build.build_report([path], bench=bench)
         final = outputs.commit()
     except BaseException:
         outputs.abandon()

@@ -8,7 +8,6 @@ Here the cache is looked at first; the hub is contacted only when the file is no
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
@@ -19,6 +18,7 @@ from urllib.parse import urlparse
 import huggingface_hub
 from huggingface_hub import constants as hub_constants
 
+from rrbench_base.file_digest import file_sha256
 from stage1_dual.protocols import ModelNotFoundError
 
 log = logging.getLogger(__name__)
@@ -127,12 +127,8 @@ def file_identity(path: Path) -> str:
     """Identity of a weights / config / tokenizer file: ``sha256:<64 hex>`` of its bytes, wherever it lives;
     inside an HF cache snapshot prefixed by its provenance ``hf:<repo>@<commit>/<file>#`` (the bytes are
     hashed there too: a name or commit is never taken for content)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
     location = _hub_location(path)
-    return f"{location}#" * bool(location) + f"sha256:{digest.hexdigest()}"
+    return f"{location}#" * bool(location) + f"sha256:{file_sha256(path)}"
 
 
 def directory_identity(directory: Path, patterns: Sequence[str]) -> str:

@@ -7,24 +7,15 @@ import the encoder backends (which import it).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from rrbench_base.config_paths import path_note
+from rrbench_base.file_digest import file_sha256 as sha256_hex
 
 CHECKSUMS_FILE = "SHA256SUMS"
 _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
-
-
-def sha256_hex(path: Path) -> str:
-    """Full sha256 hex digest of the bytes of ``path`` (read in 4 MiB blocks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_sha256(path: Path) -> str:

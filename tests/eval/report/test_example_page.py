@@ -118,3 +118,36 @@ def test_data_text_is_escaped(tmp_path):
     parser = _Tags()
     parser.feed(html)
     assert parser.tags.count("script") == 1 and "i" not in parser.tags and "<b>bold" not in html
+
+
+def test_the_run_hands_its_benchmark_to_the_page_and_a_report_reloads_it_the_same_way(tiny_run, tmp_path,
+                                                                                        monkeypatch):
+    """The runner's page uses the benchmark it already loaded; ``rrbench report`` loads it as the run did
+    (``load_experiment_benchmark``), so both pages are the same file."""
+    import eval.report.example_source as example_source
+    from eval.data.benchmark import Benchmark
+    from eval.experiment_config import load_experiment_benchmark
+    from eval.report.build import build_report
+    from eval.report.results_file import load_results
+
+    loads = []
+
+    def counting(cfg) -> Benchmark:
+        loads.append(cfg.experiment)
+        return load_experiment_benchmark(cfg)
+
+    monkeypatch.setattr(example_source, "load_experiment_benchmark", counting)
+    results = load_results(tiny_run)
+    reloaded = build_report([tiny_run], tmp_path / "reloaded")
+    assert loads == [results.experiment] and tmp_path / "reloaded" / "report.html" in reloaded
+    bench = counting(from_config(results))
+    handed = build_report([tiny_run], tmp_path / "handed", bench=bench)
+    assert loads == [results.experiment] * 2 and tmp_path / "handed" / "report.html" in handed
+    assert (tmp_path / "handed" / "report.html").read_bytes() == (tmp_path / "reloaded" / "report.html").read_bytes()
+
+
+def from_config(results):
+    from eval.experiment_config import ExperimentConfig, with_cache_dirs
+    from eval.typed_config import from_dict
+
+    return with_cache_dirs(from_dict(ExperimentConfig, results.provenance["config"], "test"))
