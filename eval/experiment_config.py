@@ -185,12 +185,13 @@ class ExperimentConfig:
 
     def setting_keys(self) -> list[str]:
         """Every cell's setting key, in results order (``stage1``, ``stage2/<rule>/k=<k>``, then variants)."""
+        from eval.runner.cells import main_depths, setting_key
+
         keys = []
-        depths = sorted(k for k in self.ablation.depths if k > 0) if self.stage2 is not None else []
+        depths = main_depths(self.ablation.depths) if self.stage2 is not None else []
         for variant in ["", *self.ablation.stage1_variants]:
-            tag = f"@{variant}" if variant else ""
-            keys.append(f"stage1{tag}")
-            keys += [f"stage2{tag}/{rule}/k={k}" for rule in self.ablation.rules for k in depths]
+            keys.append(setting_key("stage1", variant))
+            keys += [setting_key("stage2", variant, rule, k) for rule in self.ablation.rules for k in depths]
         return keys
 
     @property
